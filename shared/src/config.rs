@@ -1,0 +1,439 @@
+//! The configuration file (`/etc/apppw/apppw.toml`).
+//!
+//! Lookup order: an explicit path (`--config FILE`, `config=FILE`), then `APPPW_CONFIG`, then
+//! [`DEFAULT_PATH`]. Unknown keys, malformed CIDRs and `except` entries outside every `campus`
+//! entry are errors naming the file, line and key. A config that cannot be loaded never grants
+//! access: without it nobody knows where campus is.
+
+use crate::hash::Params;
+use crate::network::{NetworkPolicy, canonical_net};
+use ipnet::IpNet;
+use serde::Deserialize;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// Used when neither an explicit path nor `APPPW_CONFIG` is given.
+pub const DEFAULT_PATH: &str = "/etc/apppw/apppw.toml";
+/// Used when the file has no `database` key.
+pub const DEFAULT_DATABASE: &str = "/var/lib/apppw/apppw.db";
+/// Environment variable naming the config file.
+pub const ENV_VAR: &str = "APPPW_CONFIG";
+/// Config files larger than this are refused (a config is a few hundred bytes).
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// A loaded, validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// SQLite database (relative paths are relative to the config file's directory).
+    pub database: PathBuf,
+    /// Campus and except networks.
+    pub network: NetworkPolicy,
+    /// PAM service used by the checkpassword backend for the normal password on campus.
+    pub primary_pam_service: Option<String>,
+    /// Argon2id parameters for new app passwords (and the dummy verification).
+    pub argon2: Params,
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}{hint}", hint = read_hint(source))]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is too large to be a config.
+    #[error("config file {0} is larger than 1 MiB; is it the right file?")]
+    TooLarge(PathBuf),
+    /// A syntax or value error at a place in the file.
+    #[error("{}", .0)]
+    Invalid(Located),
+}
+
+fn read_hint(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => " (create it, or pass --config FILE / set APPPW_CONFIG)",
+        std::io::ErrorKind::PermissionDenied => {
+            " (make it readable by this user, e.g. root:dovecot mode 0640)"
+        }
+        _ => "",
+    }
+}
+
+/// An error at a line and key of a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    /// The file.
+    pub path: PathBuf,
+    /// 1-based line, if known.
+    pub line: Option<usize>,
+    /// The dotted key, if known (e.g. `network.except`).
+    pub key: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Located {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let Some(line) = self.line {
+            write!(f, " line {line}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, " key `{key}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    database: Option<Spanned<String>>,
+    #[serde(default)]
+    network: RawNetwork,
+    #[serde(default)]
+    primary: RawPrimary,
+    #[serde(default)]
+    argon2: RawArgon2,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawNetwork {
+    #[serde(default)]
+    campus: Vec<Spanned<String>>,
+    #[serde(default)]
+    except: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPrimary {
+    pam_service: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawArgon2 {
+    memory_kib: Option<Spanned<u32>>,
+    iterations: Option<Spanned<u32>>,
+    parallelism: Option<Spanned<u32>>,
+}
+
+impl Config {
+    /// The path the lookup order selects.
+    #[must_use]
+    pub fn locate(explicit: Option<&Path>) -> PathBuf {
+        if let Some(p) = explicit {
+            return p.to_path_buf();
+        }
+        match std::env::var_os(ENV_VAR) {
+            Some(v) if !v.is_empty() => PathBuf::from(v),
+            _ => PathBuf::from(DEFAULT_PATH),
+        }
+    }
+
+    /// Locates and loads the config.
+    pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_file(&Self::locate(explicit))
+    }
+
+    /// Loads and validates one file.
+    pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+        use std::io::Read;
+        let read_err = |source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = std::fs::File::open(path).map_err(read_err)?;
+        let mut text = String::new();
+        file.take(MAX_CONFIG_BYTES + 1)
+            .read_to_string(&mut text)
+            .map_err(read_err)?;
+        if text.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(ConfigError::TooLarge(path.to_path_buf()));
+        }
+        Self::parse(path, &text)
+    }
+
+    /// Parses config text; `path` is used for messages and relative database paths.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let at = |span: Option<std::ops::Range<usize>>, key: Option<&str>, message: String| {
+            ConfigError::Invalid(Located {
+                path: path.to_path_buf(),
+                line: span.map(|s| line_of(text, s.start)),
+                key: key.map(str::to_owned),
+                message,
+            })
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let span = e.span();
+            let key = span
+                .clone()
+                .and_then(|s| key_at(text, s.start))
+                .or_else(|| unknown_field_name(e.message()));
+            at(span, key.as_deref(), first_line(e.message()))
+        })?;
+
+        let database = match raw.database {
+            Some(db) => {
+                if db.get_ref().is_empty() {
+                    return Err(at(Some(db.span()), Some("database"), "is empty".into()));
+                }
+                let p = PathBuf::from(db.get_ref());
+                if p.is_relative() {
+                    path.parent().unwrap_or(Path::new(".")).join(p)
+                } else {
+                    p
+                }
+            }
+            None => PathBuf::from(DEFAULT_DATABASE),
+        };
+
+        let parse_nets = |list: &[Spanned<String>], key: &str| -> Result<Vec<IpNet>, ConfigError> {
+            list.iter()
+                .map(|s| parse_cidr(s.get_ref()).map_err(|m| at(Some(s.span()), Some(key), m)))
+                .collect()
+        };
+        let campus = parse_nets(&raw.network.campus, "network.campus")?;
+        let except = parse_nets(&raw.network.except, "network.except")?;
+        for (net, raw_net) in except.iter().zip(&raw.network.except) {
+            let inside = campus.iter().any(|c| {
+                let (c, n) = (canonical_net(*c), canonical_net(*net));
+                c.contains(&n.network()) && c.contains(&n.broadcast())
+            });
+            if !inside {
+                return Err(at(
+                    Some(raw_net.span()),
+                    Some("network.except"),
+                    format!(
+                        "{net} is not inside any campus network; except lists parts of campus \
+                         that are treated as off campus"
+                    ),
+                ));
+            }
+        }
+
+        let primary_pam_service = match raw.primary.pam_service {
+            Some(s) => {
+                let name = s.get_ref();
+                let ok = !name.is_empty()
+                    && name.len() <= 64
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+                if !ok {
+                    return Err(at(
+                        Some(s.span()),
+                        Some("primary.pam_service"),
+                        "must be a PAM service name (letters, digits, - _ .)".into(),
+                    ));
+                }
+                Some(name.clone())
+            }
+            None => None,
+        };
+
+        let defaults = Params::default();
+        let get = |v: &Option<Spanned<u32>>, d: u32| v.as_ref().map_or(d, |s| *s.get_ref());
+        let argon2 = Params {
+            memory_kib: get(&raw.argon2.memory_kib, defaults.memory_kib),
+            iterations: get(&raw.argon2.iterations, defaults.iterations),
+            parallelism: get(&raw.argon2.parallelism, defaults.parallelism),
+        };
+        if let Err(msg) = argon2.validate() {
+            let span = raw
+                .argon2
+                .memory_kib
+                .as_ref()
+                .or(raw.argon2.iterations.as_ref())
+                .or(raw.argon2.parallelism.as_ref())
+                .map(Spanned::span);
+            return Err(at(span, Some("argon2"), msg));
+        }
+
+        Ok(Config {
+            path: path.to_path_buf(),
+            database,
+            network: NetworkPolicy::new(campus, except),
+            primary_pam_service,
+            argon2,
+        })
+    }
+}
+
+fn parse_cidr(s: &str) -> Result<IpNet, String> {
+    let s = s.trim();
+    if let Ok(net) = s.parse::<IpNet>() {
+        if net.trunc() != net {
+            return Err(format!(
+                "{s} has host bits set; did you mean {}?",
+                net.trunc()
+            ));
+        }
+        return Ok(net);
+    }
+    // A bare address is a /32 or /128: convenient and unambiguous.
+    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
+        return Ok(IpNet::from(ip));
+    }
+    Err(format!(
+        "`{s}` is not a network in CIDR form (e.g. 192.0.2.0/24 or 2001:db8::/48)"
+    ))
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset)
+        .map_or(1, |prefix| prefix.bytes().filter(|&b| b == b'\n').count() + 1)
+}
+
+/// The dotted key whose value or name is at `offset`: the table header above plus the key on
+/// that line.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let before = text.get(..offset)?;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text.get(line_start..)?.lines().next()?;
+    let key = line.split('=').next()?.trim();
+    if key.is_empty() || key.starts_with('[') || key.starts_with('#') {
+        return None;
+    }
+    let table = before
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && !l.starts_with("[["))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
+    Some(match table {
+        Some(t) if !t.is_empty() => format!("{t}.{key}"),
+        _ => key.to_owned(),
+    })
+}
+
+fn unknown_field_name(msg: &str) -> Option<String> {
+    let rest = msg.split("unknown field `").nth(1)?;
+    Some(rest.split('`').next()?.to_owned())
+}
+
+fn first_line(msg: &str) -> String {
+    msg.lines().next().unwrap_or(msg).trim().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FULL: &str = r#"
+database = "/var/lib/apppw/apppw.db"
+
+[network]
+campus = ["192.0.2.0/24", "2001:db8::/48"]
+except = ["192.0.2.128/25"]
+
+[primary]
+pam_service = "apppw-primary"
+
+[argon2]
+memory_kib = 19456
+iterations = 2
+parallelism = 1
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("/etc/apppw/apppw.toml"), text)
+    }
+
+    fn err(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn parses_the_documented_example() {
+        let c = parse(FULL).unwrap();
+        assert_eq!(c.database, PathBuf::from("/var/lib/apppw/apppw.db"));
+        assert_eq!(c.primary_pam_service.as_deref(), Some("apppw-primary"));
+        assert_eq!(c.network.campus().len(), 2);
+        assert_eq!(c.argon2, Params::default());
+        assert!(c.network.locate(Some("192.0.2.1")).is_campus());
+        assert!(!c.network.locate(Some("192.0.2.129")).is_campus());
+    }
+
+    #[test]
+    fn empty_file_means_no_campus_and_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.database, PathBuf::from(DEFAULT_DATABASE));
+        assert!(!c.network.locate(Some("192.0.2.1")).is_campus());
+        assert_eq!(c.primary_pam_service, None);
+    }
+
+    #[test]
+    fn relative_database_is_relative_to_the_config() {
+        let c = Config::parse(Path::new("/srv/x/apppw.toml"), "database = \"a.db\"").unwrap();
+        assert_eq!(c.database, PathBuf::from("/srv/x/a.db"));
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let e = err("database = \"/x.db\"\n[network]\ncampus = []\ncampsu = [\"10.0.0.0/8\"]\n");
+        assert!(e.contains("/etc/apppw/apppw.toml line 4"), "{e}");
+        assert!(e.contains("campsu"), "{e}");
+        let e = err("databse = \"/x.db\"\n");
+        assert!(e.contains("line 1"), "{e}");
+        assert!(e.contains("databse"), "{e}");
+    }
+
+    #[test]
+    fn malformed_cidr_names_line_and_key() {
+        let e = err("[network]\ncampus = [\n  \"192.0.2.0/24\",\n  \"10.0.0/8\",\n]\n");
+        assert!(e.contains("line 4"), "{e}");
+        assert!(e.contains("network.campus"), "{e}");
+        assert!(e.contains("10.0.0/8"), "{e}");
+        let e = err("[network]\ncampus = [\"192.0.2.1/24\"]\n");
+        assert!(e.contains("host bits"), "{e}");
+    }
+
+    #[test]
+    fn except_outside_campus_is_an_error() {
+        let e = err("[network]\ncampus = [\"192.0.2.0/24\"]\nexcept = [\"198.51.100.0/24\"]\n");
+        assert!(e.contains("line 3"), "{e}");
+        assert!(e.contains("network.except"), "{e}");
+        // Larger than the campus network it starts in.
+        let e = err("[network]\ncampus = [\"192.0.2.0/24\"]\nexcept = [\"192.0.0.0/16\"]\n");
+        assert!(e.contains("network.except"), "{e}");
+    }
+
+    #[test]
+    fn wrong_types_and_syntax_are_located() {
+        let e = err("[argon2]\nmemory_kib = \"lots\"\n");
+        assert!(e.contains("line 2"), "{e}");
+        assert!(e.contains("argon2.memory_kib"), "{e}");
+        let e = err("[network\ncampus = []\n");
+        assert!(e.contains("line 1"), "{e}");
+        let e = err("[argon2]\nmemory_kib = 4\n");
+        assert!(e.contains("argon2"), "{e}");
+        let e = err("[primary]\npam_service = \"../../etc/shadow\"\n");
+        assert!(e.contains("primary.pam_service"), "{e}");
+    }
+
+    #[test]
+    fn missing_file_says_what_to_do() {
+        let e = Config::load_file(Path::new("/nonexistent/apppw.toml")).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("/nonexistent/apppw.toml"), "{msg}");
+        assert!(msg.contains("--config"), "{msg}");
+    }
+
+    #[test]
+    fn explicit_path_wins() {
+        assert_eq!(
+            Config::locate(Some(Path::new("/a/b.toml"))),
+            PathBuf::from("/a/b.toml")
+        );
+    }
+}

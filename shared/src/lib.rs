@@ -1,0 +1,36 @@
+//! apppw: application passwords for Linux mail servers.
+//!
+//! This crate owns every decision; the PAM module (`pam_apppw.so`), the Dovecot checkpassword
+//! backend (`apppw-checkpassword`) and the admin CLI (`apppw`) are thin adapters around it.
+//!
+//! Where to look:
+//! - [`config`]: the TOML file and its lookup order;
+//! - [`network`]: campus / except networks and client-address parsing;
+//! - [`secret`]: the app-password format (generate, normalise, print);
+//! - [`hash`]: Argon2id, PHC strings, the reusable memory buffer;
+//! - [`store`]: the SQLite database and its migrations;
+//! - [`verify`]: **why a login was accepted or refused** — the one decision;
+//! - [`audit`]: the syslog line written for each decision.
+#![forbid(unsafe_code)]
+
+pub mod audit;
+pub mod config;
+pub mod hash;
+pub mod input;
+pub mod network;
+pub mod secret;
+pub mod store;
+pub mod timefmt;
+pub mod verify;
+
+pub use config::Config;
+pub use verify::{Decision, Reason, Request};
+
+/// Current time in seconds since the Unix epoch (UTC).
+#[must_use]
+pub fn now() -> i64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
