@@ -1,1 +1,376 @@
-fn main() {}
+//! `apppw`: create, list and revoke application passwords; explain and test decisions.
+//!
+//! Exit status: 0 success, 1 failure (one line on stderr saying what to do), 2 usage error.
+#![forbid(unsafe_code)]
+
+mod cli;
+
+use apppw::config::Config;
+use apppw::hash::Argon2Kdf;
+use apppw::secret;
+use apppw::store::{Credential, LazyStore, NewCredential, Store, StoreError};
+use apppw::timefmt::{parse_expiry, rfc3339};
+use apppw::verify::{Decision, Record, Request, verify};
+use clap::Parser;
+use cli::{Cli, Command};
+use serde_json::json;
+use std::io::{Read, Write};
+use std::process::ExitCode;
+use zeroize::Zeroizing;
+
+/// A failure reported as `apppw: MESSAGE` with exit status 1.
+struct Failure(String);
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure(e.to_string())
+    }
+}
+
+type Result<T> = std::result::Result<T, Failure>;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(Failure(msg)) => {
+            eprintln!("apppw: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let config = || Config::load(cli.config.as_deref());
+    match cli.command {
+        Command::Create {
+            user,
+            label,
+            expires,
+            services,
+            json,
+        } => create(
+            &config()?,
+            &user,
+            &label,
+            expires.as_deref(),
+            services,
+            json,
+        ),
+        Command::List { user, json } => list(&config()?, user.as_deref(), json),
+        Command::Revoke {
+            user,
+            label_or_id,
+            all,
+        } => revoke(&config()?, &user, label_or_id.as_deref(), all),
+        Command::Explain { ip } => {
+            println!("{}", config()?.network.locate(Some(&ip)));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify { user, ip, service } => {
+            verify_stdin(&config()?, &user, &ip, service.as_deref())
+        }
+    }
+}
+
+fn check_label(label: &str) -> Result<()> {
+    if label.trim().is_empty() {
+        return Err(Failure(
+            "the label is empty: name the device, e.g. \"phone\"".into(),
+        ));
+    }
+    if label.chars().count() > 64 || label.chars().any(char::is_control) {
+        return Err(Failure(
+            "the label must be at most 64 characters without control characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn check_services(services: Option<Vec<String>>) -> Result<Option<Vec<String>>> {
+    let Some(list) = services else {
+        return Ok(None);
+    };
+    let mut out: Vec<String> = Vec::new();
+    for s in list {
+        let s = s.trim().to_ascii_lowercase();
+        let ok = !s.is_empty()
+            && s.len() <= 32
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !ok {
+            return Err(Failure(format!(
+                "invalid service {s:?}: use names like imap, pop3, smtp, sieve, separated by commas"
+            )));
+        }
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    if out.is_empty() {
+        return Err(Failure("--services needs at least one service name".into()));
+    }
+    Ok(Some(out))
+}
+
+fn create(
+    config: &Config,
+    user: &str,
+    label: &str,
+    expires: Option<&str>,
+    services: Option<Vec<String>>,
+    as_json: bool,
+) -> Result<ExitCode> {
+    apppw::input::check_user(user)
+        .map_err(|e| Failure(format!("invalid user name ({})", e.code())))?;
+    check_label(label)?;
+    let services = check_services(services)?;
+    let now = apppw::now();
+    let expires_at = expires.map(|e| parse_expiry(e, now)).transpose()?;
+    let mut store = Store::open_for_admin(&config.database)?;
+    let mut kdf = Argon2Kdf::new();
+
+    // A new tag collides with one of the user's other tags with probability n / 26^4; retry.
+    for _ in 0..8 {
+        let password = secret::generate()?;
+        let hash = kdf.hash_new(config.argon2, password.as_bytes())?;
+        let created = store.create(&NewCredential {
+            user,
+            label,
+            tag: password.tag(),
+            hash: &hash,
+            created_at: now,
+            expires_at,
+            services: services.as_deref(),
+        });
+        match created {
+            Ok(cred) => {
+                print_created(&cred, &password, as_json)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            Err(StoreError::TagCollision) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Failure(
+        "could not find a free lookup tag after 8 tries; try again".into(),
+    ))
+}
+
+fn print_created(cred: &Credential, password: &secret::AppPassword, as_json: bool) -> Result<()> {
+    let grouped = password.grouped();
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        let value = Zeroizing::new(
+            json!({
+                "id": cred.id,
+                "user": cred.user,
+                "label": cred.label,
+                "password": grouped.as_str(),
+                "created_at": rfc3339(cred.created_at),
+                "expires_at": cred.expires_at.map(rfc3339),
+                "services": cred.services,
+            })
+            .to_string(),
+        );
+        writeln!(out, "{}", value.as_str())?;
+    } else {
+        writeln!(out, "{}", grouped.as_str())?;
+        let scope = match &cred.services {
+            Some(s) => format!(" for {}", s.join(", ")),
+            None => String::new(),
+        };
+        let until = match cred.expires_at {
+            Some(t) => format!(", valid until {}", rfc3339(t)),
+            None => String::new(),
+        };
+        writeln!(
+            out,
+            "\nApp password {:?} for {} (id {}){scope}{until}.\n\
+             Enter it as the password in the mail client (spaces are optional).\n\
+             It is shown only this once.",
+            cred.label, cred.user, cred.id
+        )?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn credential_json(c: &Credential) -> serde_json::Value {
+    json!({
+        "id": c.id,
+        "user": c.user,
+        "label": c.label,
+        "created_at": rfc3339(c.created_at),
+        "expires_at": c.expires_at.map(rfc3339),
+        "services": c.services,
+        "last_used_at": c.last_used_at.map(rfc3339),
+        "last_used_ip": c.last_used_ip,
+        "last_used_service": c.last_used_service,
+    })
+}
+
+fn list(config: &Config, user: Option<&str>, as_json: bool) -> Result<ExitCode> {
+    let creds = match Store::open_read_only(&config.database) {
+        Ok(store) => store.list(user)?,
+        // A fresh installation has no database until the first `create`.
+        Err(StoreError::Missing(_)) => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        let arr: Vec<_> = creds.iter().map(credential_json).collect();
+        writeln!(out, "{}", serde_json::Value::Array(arr))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if creds.is_empty() {
+        match user {
+            Some(u) => writeln!(out, "{u} has no app passwords")?,
+            None => writeln!(out, "no app passwords")?,
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<[String; 7]> = creds
+        .iter()
+        .map(|c| {
+            let last = match (c.last_used_at, &c.last_used_ip, &c.last_used_service) {
+                (Some(t), ip, svc) => format!(
+                    "{} {} {}",
+                    rfc3339(t),
+                    ip.as_deref().unwrap_or("-"),
+                    svc.as_deref().unwrap_or("-")
+                ),
+                _ => "never".into(),
+            };
+            [
+                c.id.to_string(),
+                printable(&c.user),
+                printable(&c.label),
+                rfc3339(c.created_at),
+                c.expires_at.map_or_else(|| "never".into(), rfc3339),
+                c.services
+                    .as_ref()
+                    .map_or_else(|| "all".into(), |s| s.join(",")),
+                last,
+            ]
+        })
+        .collect();
+    let header = [
+        "ID",
+        "USER",
+        "LABEL",
+        "CREATED",
+        "EXPIRES",
+        "SERVICES",
+        "LAST USED",
+    ];
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[&str]| {
+        let mut s = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(cell);
+            } else {
+                s.push_str(cell);
+                s.push_str(&" ".repeat(w - cell.chars().count() + 2));
+            }
+        }
+        s
+    };
+    writeln!(out, "{}", line(&header))?;
+    for row in &rows {
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+        writeln!(out, "{}", line(&cells))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Replaces control characters so a stored label cannot mess up the terminal.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+fn revoke(config: &Config, user: &str, what: Option<&str>, all: bool) -> Result<ExitCode> {
+    let mut store = match Store::open_for_admin(&config.database) {
+        Ok(s) => s,
+        Err(e) => return Err(e.into()),
+    };
+    let removed = match (what, all) {
+        (_, true) => store.revoke_all(user)?,
+        (Some(what), false) => {
+            let removed = store.revoke(user, what)?;
+            if removed.is_empty() {
+                return Err(Failure(format!(
+                    "{user} has no app password with label or id {what:?}; see `apppw list {user}`"
+                )));
+            }
+            removed
+        }
+        (None, false) => return Err(Failure("name a label or id, or use --all".into())),
+    };
+    if removed.is_empty() {
+        println!("{user} has no app passwords; nothing revoked");
+    }
+    for c in &removed {
+        println!(
+            "revoked app password {:?} (id {}) of {}",
+            c.label, c.id, c.user
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify_stdin(config: &Config, user: &str, ip: &str, service: Option<&str>) -> Result<ExitCode> {
+    let mut input = Zeroizing::new(Vec::with_capacity(1100));
+    std::io::stdin()
+        .lock()
+        .take(64 * 1024)
+        .read_to_end(&mut input)?;
+    let line_end = input
+        .iter()
+        .position(|&b| b == b'\n')
+        .unwrap_or(input.len());
+    let mut password = &input[..line_end];
+    if let Some(stripped) = password.strip_suffix(b"\r") {
+        password = stripped;
+    }
+    let req = Request {
+        user,
+        password,
+        client: Some(ip),
+        service,
+        now: apppw::now(),
+    };
+    let verdict = verify(
+        config,
+        &mut LazyStore::new(&config.database),
+        &mut Argon2Kdf::new(),
+        &req,
+        Record::DryRun,
+    );
+    let (result, reason) = verdict.decision.audit_fields();
+    let detail = match &verdict.decision {
+        Decision::Accepted { id, label } => format!(" (app password {label:?}, id {id})"),
+        Decision::TryPrimary(why) => format!(
+            " (app password: {}; the normal password would be checked next)",
+            why.code()
+        ),
+        Decision::Refused(_) => String::new(),
+        Decision::Unavailable(why) => format!(" ({why})"),
+    };
+    println!("{result}: {reason}{detail}");
+    let location = verdict.location.to_string();
+    println!("client {ip}: {}", location.replacen('\n', " (", 1) + ")");
+    Ok(if matches!(verdict.decision, Decision::Accepted { .. }) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

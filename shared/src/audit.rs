@@ -86,7 +86,10 @@ impl Event<'_> {
 /// the caller: if syslog is unreachable the line is dropped.
 pub fn log(prefix: &str, event: &Event<'_>) {
     let message = format!("{prefix}: {}", event.line());
-    send(&message, event.result == "accepted" || event.result == "continue");
+    send(
+        &message,
+        event.result == "accepted" || event.result == "continue",
+    );
 }
 
 /// Sends a free-form warning (configuration problems and the like) to syslog.

@@ -290,8 +290,9 @@ fn parse_cidr(s: &str) -> Result<IpNet, String> {
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text.get(..offset)
-        .map_or(1, |prefix| prefix.bytes().filter(|&b| b == b'\n').count() + 1)
+    text.get(..offset).map_or(1, |prefix| {
+        prefix.bytes().filter(|&b| b == b'\n').count() + 1
+    })
 }
 
 /// The dotted key whose value or name is at `offset`: the table header above plus the key on

@@ -119,8 +119,7 @@ impl Phc {
             .map_err(|_| HashError::Malformed)?;
         let hash = Base64Unpadded::decode_vec(parts.next().ok_or(HashError::Malformed)?)
             .map_err(|_| HashError::Malformed)?;
-        if parts.next().is_some() || !(8..=64).contains(&salt.len()) || hash.len() != OUTPUT_LEN
-        {
+        if parts.next().is_some() || !(8..=64).contains(&salt.len()) || hash.len() != OUTPUT_LEN {
             return Err(HashError::Malformed);
         }
         let params = Params {
@@ -283,8 +282,29 @@ mod tests {
     fn params_validation() {
         assert!(Params::default().validate().is_ok());
         assert!(FAST.validate().is_ok());
-        assert!(Params { memory_kib: 512, ..FAST }.validate().is_err());
-        assert!(Params { iterations: 0, ..FAST }.validate().is_err());
-        assert!(Params { parallelism: 0, ..FAST }.validate().is_err());
+        assert!(
+            Params {
+                memory_kib: 512,
+                ..FAST
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            Params {
+                iterations: 0,
+                ..FAST
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            Params {
+                parallelism: 0,
+                ..FAST
+            }
+            .validate()
+            .is_err()
+        );
     }
 }

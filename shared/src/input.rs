@@ -78,7 +78,10 @@ mod tests {
 
     #[test]
     fn password_bounds() {
-        assert_eq!(check_password(&[b'a'; 1025]), Err(BadInput::PasswordTooLong));
+        assert_eq!(
+            check_password(&[b'a'; 1025]),
+            Err(BadInput::PasswordTooLong)
+        );
         assert_eq!(check_password(&[b'a'; 1024]), Ok(()));
         assert_eq!(check_password(b"ab\0cd"), Err(BadInput::PasswordMalformed));
         assert_eq!(check_password(b"ab\ncd"), Err(BadInput::PasswordMalformed));

@@ -218,14 +218,8 @@ mod tests {
             p.locate(Some("203.0.113.9")),
             Location::OffCampus(OffCampus::Outside(_))
         ));
-        assert_eq!(
-            p.locate(None),
-            Location::OffCampus(OffCampus::Missing)
-        );
-        assert_eq!(
-            p.locate(Some("")),
-            Location::OffCampus(OffCampus::Missing)
-        );
+        assert_eq!(p.locate(None), Location::OffCampus(OffCampus::Missing));
+        assert_eq!(p.locate(Some("")), Location::OffCampus(OffCampus::Missing));
         assert_eq!(
             p.locate(Some("campus-gw.example.org")),
             Location::OffCampus(OffCampus::Unparseable)

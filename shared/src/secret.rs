@@ -158,7 +158,11 @@ mod tests {
         let pw = AppPassword::generate_with(|buf: &mut [u8]| {
             calls += 1;
             for (i, b) in buf.iter_mut().enumerate() {
-                *b = if calls == 1 { 250 } else { u8::try_from(i % 26).unwrap() };
+                *b = if calls == 1 {
+                    250
+                } else {
+                    u8::try_from(i % 26).unwrap()
+                };
             }
             Ok::<(), ()>(())
         })
@@ -178,7 +182,10 @@ mod tests {
             b"ABCD-EFGH-IJKL-MNOP-QRST-UVWX",
             b" AbCd efgh-ijkl  mnop qrst uvwx ",
         ] {
-            assert_eq!(AppPassword::parse(variant).unwrap().as_bytes(), pw.as_bytes());
+            assert_eq!(
+                AppPassword::parse(variant).unwrap().as_bytes(),
+                pw.as_bytes()
+            );
         }
         assert_eq!(pw.tag(), "abcd");
     }

@@ -73,7 +73,9 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     /// `create` with a label the user already has.
-    #[error("user {user} already has an app password labelled {label:?}; choose another label or revoke the old one")]
+    #[error(
+        "user {user} already has an app password labelled {label:?}; choose another label or revoke the old one"
+    )]
     DuplicateLabel {
         /// User.
         user: String,
@@ -281,7 +283,11 @@ impl Store {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // Re-read inside the write lock: another CLI may have migrated meanwhile.
         let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(found).unwrap_or(0)) {
+        for (i, sql) in MIGRATIONS
+            .iter()
+            .enumerate()
+            .skip(usize::try_from(found).unwrap_or(0))
+        {
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", i64::try_from(i + 1).unwrap_or(0))?;
         }

@@ -58,9 +58,7 @@ fn parse_date(s: &str) -> Option<(i64, u32, u32)> {
 pub fn parse_expiry(s: &str, now: i64) -> Result<i64, String> {
     let s = s.trim();
     let bad = || {
-        format!(
-            "invalid expiry {s:?}: use a duration like 90d, 12h, 2w, or a date like 2027-03-31"
-        )
+        format!("invalid expiry {s:?}: use a duration like 90d, 12h, 2w, or a date like 2027-03-31")
     };
     let at = if let Some(unit) = s.chars().last().filter(|c| "hdw".contains(*c)) {
         let n: i64 = s[..s.len() - 1].parse().map_err(|_| bad())?;
@@ -121,10 +119,24 @@ mod tests {
             parse_expiry("2027-03-31T08:00:00Z", now).map(rfc3339),
             Ok("2027-03-31T08:00:00Z".into())
         );
-        for bad in ["", "0d", "-3d", "90", "soon", "2027-02-30", "2027-13-01", "27-03-31", "9999999999999d"] {
+        for bad in [
+            "",
+            "0d",
+            "-3d",
+            "90",
+            "soon",
+            "2027-02-30",
+            "2027-13-01",
+            "27-03-31",
+            "9999999999999d",
+        ] {
             assert!(parse_expiry(bad, now).is_err(), "{bad}");
         }
-        assert!(parse_expiry("2020-01-01", now).unwrap_err().contains("past"));
+        assert!(
+            parse_expiry("2020-01-01", now)
+                .unwrap_err()
+                .contains("past")
+        );
     }
 
     proptest! {

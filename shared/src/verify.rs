@@ -193,7 +193,12 @@ pub fn verify(
     }
     let warning = match record {
         Record::LastUse => store
-            .record_use(stored.id, req.now, client_for_record(req.client), req.service)
+            .record_use(
+                stored.id,
+                req.now,
+                client_for_record(req.client),
+                req.service,
+            )
             .err()
             .map(|e| format!("last-used update skipped: {e}")),
         Record::DryRun => None,
@@ -316,9 +321,7 @@ mod tests {
                 services: None,
             };
             f(&mut c);
-            self.store
-                .rows
-                .insert((user.into(), pw.tag().into()), c);
+            self.store.rows.insert((user.into(), pw.tag().into()), c);
             pw.grouped().to_string()
         }
 
@@ -330,7 +333,14 @@ mod tests {
                 service: Some(service),
                 now: 1_000,
             };
-            verify(&self.config, &mut self.store, &mut self.kdf, &req, Record::LastUse).decision
+            verify(
+                &self.config,
+                &mut self.store,
+                &mut self.kdf,
+                &req,
+                Record::LastUse,
+            )
+            .decision
         }
     }
 
@@ -350,7 +360,10 @@ mod tests {
         }
         assert_eq!(w.store.recorded.len(), 5);
         let upper = pw.to_uppercase().replace(' ', "-");
-        assert!(matches!(w.check("alice", &upper, OFF, "imap"), Decision::Accepted { .. }));
+        assert!(matches!(
+            w.check("alice", &upper, OFF, "imap"),
+            Decision::Accepted { .. }
+        ));
     }
 
     #[test]
@@ -380,19 +393,35 @@ mod tests {
 
         // Same tag, wrong secret.
         let wrong = format!("{}zzzz zzzz zzzz zzzz zzzz", &good[..5]);
-        assert_eq!(w.check("alice", &wrong, OFF, "imap"), Decision::Refused(Reason::NoMatch));
+        assert_eq!(
+            w.check("alice", &wrong, OFF, "imap"),
+            Decision::Refused(Reason::NoMatch)
+        );
         assert_eq!(
             w.check("alice", &wrong, CAMPUS, "imap"),
             Decision::TryPrimary(Reason::NoMatch)
         );
-        assert_eq!(w.check("mallory", &good, OFF, "imap"), Decision::Refused(Reason::NoMatch));
-        assert_eq!(w.check("alice", &expired, OFF, "imap"), Decision::Refused(Reason::Expired));
-        assert!(matches!(w.check("alice", &imap_only, OFF, "IMAP"), Decision::Accepted { .. }));
+        assert_eq!(
+            w.check("mallory", &good, OFF, "imap"),
+            Decision::Refused(Reason::NoMatch)
+        );
+        assert_eq!(
+            w.check("alice", &expired, OFF, "imap"),
+            Decision::Refused(Reason::Expired)
+        );
+        assert!(matches!(
+            w.check("alice", &imap_only, OFF, "IMAP"),
+            Decision::Accepted { .. }
+        ));
         assert_eq!(
             w.check("alice", &imap_only, OFF, "smtp"),
             Decision::Refused(Reason::ServiceNotAllowed)
         );
-        assert_eq!(w.store.recorded.len(), 1, "only the accepted attempt is recorded");
+        assert_eq!(
+            w.store.recorded.len(),
+            1,
+            "only the accepted attempt is recorded"
+        );
     }
 
     #[test]
@@ -404,7 +433,10 @@ mod tests {
         w.kdf.verifies = 0;
         w.kdf.dummies = 0;
         let last = passwords.pop().unwrap();
-        assert!(matches!(w.check("alice", &last, OFF, "imap"), Decision::Accepted { .. }));
+        assert!(matches!(
+            w.check("alice", &last, OFF, "imap"),
+            Decision::Accepted { .. }
+        ));
         assert_eq!(w.kdf.total(), 1);
         // Unknown tag and unknown user: one dummy each, no more.
         w.check("alice", "qqqq wwww eeee rrrr tttt yyyy", OFF, "imap");
@@ -430,7 +462,10 @@ mod tests {
             ("", pw.as_str()),
         ] {
             assert!(
-                matches!(w.check(user, pass, CAMPUS, "imap"), Decision::Refused(Reason::BadInput(_))),
+                matches!(
+                    w.check(user, pass, CAMPUS, "imap"),
+                    Decision::Refused(Reason::BadInput(_))
+                ),
                 "{user:?}"
             );
         }
@@ -442,7 +477,10 @@ mod tests {
         let mut w = World::new();
         let pw = w.add("alice", "phone", |_| {});
         w.store.broken = true;
-        assert!(matches!(w.check("alice", &pw, OFF, "imap"), Decision::Unavailable(_)));
+        assert!(matches!(
+            w.check("alice", &pw, OFF, "imap"),
+            Decision::Unavailable(_)
+        ));
         assert!(matches!(
             w.check("alice", &pw, CAMPUS, "imap"),
             Decision::TryPrimary(Reason::StoreUnavailable(_))

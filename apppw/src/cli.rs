@@ -1,0 +1,117 @@
+//! The command-line interface definition (also used to generate the man page).
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Application passwords for mail servers.
+///
+/// Each user gets one random app password per device. Off campus only app passwords log in;
+/// on campus the normal password works too.
+#[derive(Debug, Parser)]
+#[command(
+    name = "apppw",
+    version,
+    after_help = "Config lookup: --config FILE, then $APPPW_CONFIG, then /etc/apppw/apppw.toml.\n\
+                  Exit status: 0 success, 1 failure, 2 usage error."
+)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create an app password and print it (once).
+    Create {
+        /// Login name of the user.
+        user: String,
+        /// Name of the device or client, unique per user (e.g. "phone").
+        label: String,
+        /// Expiry: a duration (90d, 12h, 2w) or a date (2027-03-31, valid through that day UTC).
+        #[arg(long, value_name = "WHEN")]
+        expires: Option<String>,
+        /// Only accept it for these services (comma-separated: imap,pop3,smtp,sieve,...).
+        #[arg(long, value_name = "LIST", value_delimiter = ',')]
+        services: Option<Vec<String>>,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List app passwords (never the passwords themselves).
+    List {
+        /// Only this user's.
+        user: Option<String>,
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete an app password; effective for the very next login attempt.
+    Revoke {
+        /// Login name of the user.
+        user: String,
+        /// Label or id (see `apppw list`).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        label_or_id: Option<String>,
+        /// Delete all of the user's app passwords.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Say whether an address counts as campus or off-campus, and which rule decided it.
+    Explain {
+        /// Client address (IPv4, IPv6, [IPv6], IPv6%zone, ::ffff:IPv4).
+        ip: String,
+    },
+    /// Read one password line from stdin and print the decision a login would get
+    /// (without recording a use). Exit 0 only if an app password matched.
+    Verify {
+        /// Login name of the user.
+        user: String,
+        /// Client address of the simulated login.
+        #[arg(long, value_name = "IP")]
+        ip: String,
+        /// Service of the simulated login (imap, smtp, ...).
+        #[arg(long, value_name = "SERVICE")]
+        service: Option<String>,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn config_may_follow_the_verb() {
+        let cli = Cli::try_parse_from(["apppw", "list", "--config", "/x.toml"]).unwrap();
+        assert_eq!(cli.config, Some(PathBuf::from("/x.toml")));
+        let cli =
+            Cli::try_parse_from(["apppw", "--config", "/y.toml", "explain", "1.2.3.4"]).unwrap();
+        assert_eq!(cli.config, Some(PathBuf::from("/y.toml")));
+    }
+
+    #[test]
+    fn revoke_needs_exactly_one_target() {
+        assert!(Cli::try_parse_from(["apppw", "revoke", "alice"]).is_err());
+        assert!(Cli::try_parse_from(["apppw", "revoke", "alice", "x", "--all"]).is_err());
+        assert!(Cli::try_parse_from(["apppw", "revoke", "alice", "--all"]).is_ok());
+    }
+
+    #[test]
+    fn services_split_on_commas() {
+        let cli =
+            Cli::try_parse_from(["apppw", "create", "a", "b", "--services", "imap,smtp"]).unwrap();
+        let Command::Create { services, .. } = cli.command else {
+            panic!("not create")
+        };
+        assert_eq!(services, Some(vec!["imap".into(), "smtp".into()]));
+    }
+}
