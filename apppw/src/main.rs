@@ -298,10 +298,7 @@ fn printable(s: &str) -> String {
 }
 
 fn revoke(config: &Config, user: &str, what: Option<&str>, all: bool) -> Result<ExitCode> {
-    let mut store = match Store::open_for_admin(&config.database) {
-        Ok(s) => s,
-        Err(e) => return Err(e.into()),
-    };
+    let mut store = Store::open_for_admin(&config.database)?;
     let removed = match (what, all) {
         (_, true) => store.revoke_all(user)?,
         (Some(what), false) => {

@@ -1,0 +1,33 @@
+#!/bin/bash
+# Installs what building and testing apppw needs on Debian/Ubuntu (run as root).
+# Idempotent: does nothing when everything is already there.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential pkg-config libpam0g-dev   # building the PAM module and the PAM client
+  dovecot-core dovecot-imapd                # the real Dovecot the tests start
+  pamtester libpam-wrapper                  # real PAM stacks without touching /etc/pam.d
+  sqlite3 python3 ca-certificates
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: missing packages: ${missing[*]}; run this script as root" >&2
+    exit 1
+  fi
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # Packages' own services (Dovecot, ...) must not start: tests run throwaway instances.
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The packaged Dovecot may have been started by its postinst; it would hold ports 143/993.
+if command -v systemctl >/dev/null && systemctl is-active --quiet dovecot 2>/dev/null; then
+  systemctl stop dovecot || true
+fi
+command -v cargo >/dev/null || { echo "setup: cargo (Rust 1.85+) is required" >&2; exit 1; }
+echo "setup: ok"
