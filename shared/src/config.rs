@@ -35,6 +35,36 @@ pub struct Config {
     pub primary_pam_service: Option<String>,
     /// Argon2id parameters for new app passwords (and the dummy verification).
     pub argon2: Params,
+    /// Cool-down after repeated failed app-password attempts.
+    pub lockout: Lockout,
+}
+
+/// `[lockout]`: after `per_client` failed app-password attempts for a user from one address,
+/// or `per_user` from all addresses, within `window_seconds`, further app-password attempts
+/// for that user (from that address, or from everywhere) are refused for `cooldown_seconds`
+/// without running Argon2. A limit of 0 disables that counter. The user's directory account
+/// is never locked: on campus the normal password still goes to the next mechanism.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lockout {
+    /// Failures per user and client address.
+    pub per_client: u32,
+    /// Failures per user from all addresses.
+    pub per_user: u32,
+    /// Counting window (seconds).
+    pub window_seconds: i64,
+    /// Cool-down (seconds).
+    pub cooldown_seconds: i64,
+}
+
+impl Default for Lockout {
+    fn default() -> Self {
+        Lockout {
+            per_client: 10,
+            per_user: 100,
+            window_seconds: 900,
+            cooldown_seconds: 900,
+        }
+    }
 }
 
 /// Why a configuration could not be loaded.
@@ -102,6 +132,17 @@ struct RawConfig {
     primary: RawPrimary,
     #[serde(default)]
     argon2: RawArgon2,
+    #[serde(default)]
+    lockout: RawLockout,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLockout {
+    max_failures_per_client: Option<u32>,
+    max_failures_per_user: Option<u32>,
+    window_seconds: Option<Spanned<u32>>,
+    cooldown_seconds: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -259,7 +300,39 @@ impl Config {
             return Err(at(span, Some("argon2"), msg));
         }
 
+        let d = Lockout::default();
+        let mut lockout = Lockout {
+            per_client: raw.lockout.max_failures_per_client.unwrap_or(d.per_client),
+            per_user: raw.lockout.max_failures_per_user.unwrap_or(d.per_user),
+            window_seconds: d.window_seconds,
+            cooldown_seconds: d.cooldown_seconds,
+        };
+        for (field, key, target) in [
+            (
+                &raw.lockout.window_seconds,
+                "lockout.window_seconds",
+                &mut lockout.window_seconds,
+            ),
+            (
+                &raw.lockout.cooldown_seconds,
+                "lockout.cooldown_seconds",
+                &mut lockout.cooldown_seconds,
+            ),
+        ] {
+            if let Some(v) = field {
+                if *v.get_ref() == 0 || *v.get_ref() > 7 * 86_400 {
+                    return Err(at(
+                        Some(v.span()),
+                        Some(key),
+                        "must be between 1 and 604800 seconds".into(),
+                    ));
+                }
+                *target = i64::from(*v.get_ref());
+            }
+        }
+
         Ok(Config {
+            lockout,
             path: path.to_path_buf(),
             database,
             network: NetworkPolicy::new(campus, except),
@@ -361,6 +434,7 @@ parallelism = 1
         assert_eq!(c.primary_pam_service.as_deref(), Some("apppw-primary"));
         assert_eq!(c.network.campus().len(), 2);
         assert_eq!(c.argon2, Params::default());
+        assert_eq!(c.lockout, Lockout::default());
         assert!(c.network.locate(Some("192.0.2.1")).is_campus());
         assert!(!c.network.locate(Some("192.0.2.129")).is_campus());
     }
@@ -420,6 +494,19 @@ parallelism = 1
         assert!(e.contains("argon2"), "{e}");
         let e = err("[primary]\npam_service = \"../../etc/shadow\"\n");
         assert!(e.contains("primary.pam_service"), "{e}");
+    }
+
+    #[test]
+    fn lockout_settings() {
+        let c = parse("[lockout]\nmax_failures_per_client = 0\ncooldown_seconds = 60\n").unwrap();
+        assert_eq!(c.lockout.per_client, 0);
+        assert_eq!(c.lockout.per_user, 100);
+        assert_eq!(c.lockout.cooldown_seconds, 60);
+        let e = err("[lockout]\nwindow_seconds = 0\n");
+        assert!(
+            e.contains("line 2") && e.contains("lockout.window_seconds"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! worker, the benchmark) pays the page faults of its 19 MiB once. [`Kdf`] is the seam the
 //! verification uses; tests count calls through it to prove the one-Argon2 rule.
 
+use crate::hugemem::HugeBlocks;
 use argon2::{Algorithm, Argon2, Block, Version};
 use base64ct::{Base64Unpadded, Encoding};
 use zeroize::Zeroizing;
@@ -154,10 +155,11 @@ pub trait Kdf {
     fn dummy(&mut self, params: Params, password: &[u8]);
 }
 
-/// Argon2id with a reusable memory buffer.
+/// Argon2id with a reusable memory buffer (huge pages when the kernel allows).
 #[derive(Default)]
 pub struct Argon2Kdf {
-    memory: Vec<Block>,
+    huge: Option<HugeBlocks>,
+    heap: Vec<Block>,
 }
 
 impl Argon2Kdf {
@@ -183,12 +185,27 @@ impl Argon2Kdf {
         )
         .map_err(|_| HashError::BadParams)?
         .block_count();
-        if self.memory.len() < blocks {
-            self.memory.resize(blocks, Block::new());
-        }
+        let memory = self.memory(blocks);
         argon
-            .hash_password_into_with_memory(password, salt, out, &mut self.memory[..blocks])
+            .hash_password_into_with_memory(password, salt, out, memory)
             .map_err(|_| HashError::Compute)
+    }
+
+    /// Exactly `blocks` blocks of working memory: the huge-page mapping if it can be had, else
+    /// the heap.
+    fn memory(&mut self, blocks: usize) -> &mut [Block] {
+        if self.huge.as_ref().is_none_or(|h| h.len() < blocks) {
+            self.huge = HugeBlocks::new(blocks);
+        }
+        match &mut self.huge {
+            Some(huge) => &mut huge.as_mut_slice()[..blocks],
+            None => {
+                if self.heap.len() < blocks {
+                    self.heap.resize(blocks, Block::new());
+                }
+                &mut self.heap[..blocks]
+            }
+        }
     }
 
     /// Hashes a new password with a fresh random salt.

@@ -9,6 +9,7 @@
 //! - A login runs one indexed query on `(user, tag)`; the last-used update after a success uses
 //!   a short busy timeout and is skipped on failure, so it never blocks or fails a login.
 
+use crate::config::Lockout;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -39,8 +40,21 @@ const MIGRATIONS: &[&str] = &[
         last_used_service TEXT,
         UNIQUE (user, label),
         UNIQUE (user, tag)
-    );",
+    );
+    -- Failed app-password attempts per (user, client address); client '*' counts all
+    -- addresses. See `Lockout` in config.rs.
+    CREATE TABLE failures (
+        user         TEXT    NOT NULL,
+        client       TEXT    NOT NULL,
+        first_at     INTEGER NOT NULL,
+        count        INTEGER NOT NULL,
+        locked_until INTEGER,
+        PRIMARY KEY (user, client)
+    ) WITHOUT ROWID;",
 ];
+
+/// The `client` value of the per-user counter in the `failures` table.
+const ALL_CLIENTS: &str = "*";
 
 /// A storage failure. Every variant means "cannot decide", never "accepted".
 #[derive(Debug, thiserror::Error)]
@@ -148,7 +162,26 @@ pub struct NewCredential<'a> {
 }
 
 /// Where a login looks up credentials. Implemented by [`Store`] and by test doubles.
+///
+/// The failure-counter methods have do-nothing defaults so that a source without them never
+/// locks anyone out.
 pub trait CredentialSource {
+    /// Is `user` in a cool-down, from `client` or from everywhere?
+    fn locked_out(&mut self, _user: &str, _client: &str, _now: i64) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+    /// Counts one failed app-password attempt; starts a cool-down when a limit is reached.
+    /// Best effort, like [`CredentialSource::record_use`].
+    fn record_failure(
+        &mut self,
+        _user: &str,
+        _client: &str,
+        _now: i64,
+        _policy: &Lockout,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// The one credential of `user` with lookup tag `tag`, if any.
     fn lookup(&mut self, user: &str, tag: &str) -> Result<Option<Candidate>, StoreError>;
     /// Records a successful use. Best effort: errors are reported, never fatal to the login.
@@ -458,6 +491,67 @@ fn split_services(raw: Option<String>) -> Option<Vec<String>> {
 }
 
 impl CredentialSource for Store {
+    fn locked_out(&mut self, user: &str, client: &str, now: i64) -> Result<bool, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT 1 FROM failures
+             WHERE user = ?1 AND client IN (?2, '*') AND locked_until > ?3",
+        )?;
+        Ok(stmt.exists(params![user, client, now])?)
+    }
+
+    fn record_failure(
+        &mut self,
+        user: &str,
+        client: &str,
+        now: i64,
+        policy: &Lockout,
+    ) -> Result<(), StoreError> {
+        if self.conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(true) {
+            return Ok(());
+        }
+        self.conn.busy_timeout(RECORD_BUSY_TIMEOUT)?;
+        let result = (|| -> Result<(), rusqlite::Error> {
+            let tx = self.conn.unchecked_transaction()?;
+            for (who, limit) in [(client, policy.per_client), (ALL_CLIENTS, policy.per_user)] {
+                if limit == 0 {
+                    continue;
+                }
+                // A window that has passed starts again at 1; reaching the limit starts the
+                // cool-down.
+                tx.prepare_cached(
+                    "INSERT INTO failures (user, client, first_at, count) VALUES (?1, ?2, ?3, 1)
+                     ON CONFLICT (user, client) DO UPDATE SET
+                       count = CASE WHEN first_at <= ?3 - ?4 THEN 1 ELSE count + 1 END,
+                       first_at = CASE WHEN first_at <= ?3 - ?4 THEN ?3 ELSE first_at END",
+                )?
+                .execute(params![user, who, now, policy.window_seconds])?;
+                tx.prepare_cached(
+                    "UPDATE failures SET locked_until = ?3 + ?5, count = 0, first_at = ?3
+                     WHERE user = ?1 AND client = ?2 AND count >= ?4",
+                )?
+                .execute(params![
+                    user,
+                    who,
+                    now,
+                    limit,
+                    policy.cooldown_seconds
+                ])?;
+            }
+            // Forget old counters now and then, so sprayed user names do not pile up.
+            let mut dice = [0u8; 1];
+            if getrandom::fill(&mut dice).is_ok() && dice[0] < 4 {
+                tx.execute(
+                    "DELETE FROM failures
+                     WHERE first_at <= ?1 AND coalesce(locked_until, 0) <= ?2",
+                    params![now - policy.window_seconds, now],
+                )?;
+            }
+            tx.commit()
+        })();
+        let _ = self.conn.busy_timeout(LOGIN_BUSY_TIMEOUT);
+        Ok(result?)
+    }
+
     fn lookup(&mut self, user: &str, tag: &str) -> Result<Option<Candidate>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, label, hash, expires_at, services
@@ -528,6 +622,18 @@ impl LazyStore {
 }
 
 impl CredentialSource for LazyStore {
+    fn locked_out(&mut self, user: &str, client: &str, now: i64) -> Result<bool, StoreError> {
+        self.get()?.locked_out(user, client, now)
+    }
+    fn record_failure(
+        &mut self,
+        user: &str,
+        client: &str,
+        now: i64,
+        policy: &Lockout,
+    ) -> Result<(), StoreError> {
+        self.get()?.record_failure(user, client, now, policy)
+    }
     fn lookup(&mut self, user: &str, tag: &str) -> Result<Option<Candidate>, StoreError> {
         self.get()?.lookup(user, tag)
     }
@@ -664,6 +770,43 @@ mod tests {
         drop(s);
         // Re-opening is idempotent.
         Store::open_for_admin(&path).unwrap();
+    }
+
+    #[test]
+    fn failures_start_and_end_a_cooldown() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        Store::open_for_admin(&path).unwrap();
+        let mut s = Store::open_for_login(&path).unwrap();
+        let policy = Lockout {
+            per_client: 3,
+            per_user: 5,
+            window_seconds: 100,
+            cooldown_seconds: 50,
+        };
+        for t in 0..2 {
+            s.record_failure("alice", "203.0.113.9", 1000 + t, &policy)
+                .unwrap();
+        }
+        assert!(!s.locked_out("alice", "203.0.113.9", 1002).unwrap());
+        s.record_failure("alice", "203.0.113.9", 1002, &policy)
+            .unwrap();
+        assert!(s.locked_out("alice", "203.0.113.9", 1003).unwrap());
+        assert!(!s.locked_out("alice", "198.51.100.1", 1003).unwrap());
+        assert!(!s.locked_out("bob", "203.0.113.9", 1003).unwrap());
+        assert!(!s.locked_out("alice", "203.0.113.9", 1052).unwrap());
+        // Two more from elsewhere reach the per-user limit of 5: every address is locked.
+        s.record_failure("alice", "198.51.100.1", 1010, &policy)
+            .unwrap();
+        s.record_failure("alice", "198.51.100.2", 1011, &policy)
+            .unwrap();
+        assert!(s.locked_out("alice", "192.0.2.77", 1012).unwrap());
+        // Failures spread beyond the window never lock.
+        for t in 0..10 {
+            s.record_failure("carol", "203.0.113.9", 2000 + t * 60, &policy)
+                .unwrap();
+        }
+        assert!(!s.locked_out("carol", "203.0.113.9", 2600).unwrap());
     }
 
     #[test]

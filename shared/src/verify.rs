@@ -49,6 +49,8 @@ pub enum Reason {
     NotAppPassword,
     /// App-password shaped, but no stored credential matched.
     NoMatch,
+    /// Too many failed app-password attempts: refused without Argon2 during the cool-down.
+    LockedOut,
     /// Matched an app password that has expired.
     Expired,
     /// Matched an app password not allowed for this service.
@@ -67,6 +69,7 @@ impl Reason {
             Reason::BadInput(b) => b.code(),
             Reason::NotAppPassword => "not-app-password",
             Reason::NoMatch => "no-match",
+            Reason::LockedOut => "locked-out",
             Reason::Expired => "expired",
             Reason::ServiceNotAllowed => "service-not-allowed",
             Reason::StoredHashInvalid => "stored-hash-invalid",
@@ -159,8 +162,19 @@ pub fn verify(
         return verdict(not_decided(Reason::NotAppPassword), None);
     };
 
-    let stored = match store.lookup(req.user, candidate.tag()) {
-        Ok(stored) => stored,
+    let client = client_key(req.client);
+    let looked_up = store
+        .locked_out(req.user, &client, req.now)
+        .and_then(|locked| {
+            if locked {
+                Ok(None)
+            } else {
+                store.lookup(req.user, candidate.tag()).map(Some)
+            }
+        });
+    let stored = match looked_up {
+        Ok(Some(stored)) => stored,
+        Ok(None) => return verdict(not_decided(Reason::LockedOut), None),
         Err(e) => {
             let why = e.to_string();
             let decision = if campus {
@@ -171,13 +185,23 @@ pub fn verify(
             return verdict(decision, None);
         }
     };
+    let no_match = |store: &mut dyn CredentialSource| {
+        let warning = match record {
+            Record::LastUse => store
+                .record_failure(req.user, &client, req.now, &config.lockout)
+                .err()
+                .map(|e| format!("failure counter not updated: {e}")),
+            Record::DryRun => None,
+        };
+        verdict(not_decided(Reason::NoMatch), warning)
+    };
     let Some(stored) = stored else {
         kdf.dummy(config.argon2, candidate.as_bytes());
-        return verdict(not_decided(Reason::NoMatch), None);
+        return no_match(store);
     };
     match kdf.verify(&stored.hash, candidate.as_bytes()) {
         Ok(true) => {}
-        Ok(false) => return verdict(not_decided(Reason::NoMatch), None),
+        Ok(false) => return no_match(store),
         Err(_) => return verdict(not_decided(Reason::StoredHashInvalid), None),
     }
     drop(candidate);
@@ -210,6 +234,12 @@ pub fn verify(
         },
         warning,
     )
+}
+
+/// The failure-counter key of a client: the canonical address, or `-` when there is none.
+fn client_key(raw: Option<&str>) -> String {
+    raw.and_then(crate::network::parse_client_addr)
+        .map_or_else(|| "-".to_owned(), |ip| ip.to_string())
 }
 
 /// The client address as stored for "last used": canonical when numeric, else bounded text.
@@ -494,6 +524,70 @@ mod tests {
             w.check("alice", &pw, OFF, "imap"),
             Decision::Refused(Reason::StoredHashInvalid)
         );
+    }
+
+    #[test]
+    fn repeated_failures_are_refused_without_argon2() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("a.db");
+        let mut admin = crate::store::Store::open_for_admin(&db).unwrap();
+        let mut w = World::new();
+        w.config.lockout = crate::config::Lockout {
+            per_client: 3,
+            per_user: 0,
+            window_seconds: 600,
+            cooldown_seconds: 600,
+        };
+        let pw = crate::secret::generate().unwrap();
+        let hash = w.kdf.inner.hash_new(FAST, pw.as_bytes()).unwrap();
+        admin
+            .create(&crate::store::NewCredential {
+                user: "alice",
+                label: "phone",
+                tag: pw.tag(),
+                hash: &hash,
+                created_at: 0,
+                expires_at: None,
+                services: None,
+            })
+            .unwrap();
+        let mut store = crate::store::Store::open_for_login(&db).unwrap();
+        let mut attempt = |w: &mut World, password: &[u8], ip: &str| {
+            let req = Request {
+                user: "alice",
+                password,
+                client: Some(ip),
+                service: Some("imap"),
+                now: 1_000,
+            };
+            verify(&w.config, &mut store, &mut w.kdf, &req, Record::LastUse).decision
+        };
+        let wrong = b"zzzz zzzz zzzz zzzz zzzz zzzz";
+        for _ in 0..3 {
+            assert_eq!(
+                attempt(&mut w, wrong, "203.0.113.9"),
+                Decision::Refused(Reason::NoMatch)
+            );
+        }
+        let before = w.kdf.total();
+        // Now even the right password is refused from that address, with no Argon2...
+        assert_eq!(
+            attempt(&mut w, pw.as_bytes(), "203.0.113.9"),
+            Decision::Refused(Reason::LockedOut)
+        );
+        assert_eq!(w.kdf.total(), before);
+        // ...while the user's own devices elsewhere still work, and campus falls through.
+        assert!(matches!(
+            attempt(&mut w, pw.as_bytes(), "198.51.100.7"),
+            Decision::Accepted { .. }
+        ));
+        let campus_locked = {
+            for _ in 0..3 {
+                attempt(&mut w, wrong, "192.0.2.10");
+            }
+            attempt(&mut w, pw.as_bytes(), "192.0.2.10")
+        };
+        assert_eq!(campus_locked, Decision::TryPrimary(Reason::LockedOut));
     }
 
     #[test]
