@@ -7,6 +7,7 @@ PACKAGES=(
   build-essential pkg-config libpam0g-dev   # building the PAM module and the PAM client
   dovecot-core dovecot-imapd                # the real Dovecot the tests start
   pamtester libpam-wrapper                  # real PAM stacks without touching /etc/pam.d
+  postfix swaks                             # SMTP AUTH through Dovecot SASL
   sqlite3 python3 ca-certificates
 )
 
@@ -21,13 +22,17 @@ if ((${#missing[@]})); then
   fi
   echo "setup: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # Postfix asks how to configure itself; the tests run their own instance.
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   apt-get update -qq
   # Packages' own services (Dovecot, ...) must not start: tests run throwaway instances.
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # The packaged Dovecot may have been started by its postinst; it would hold ports 143/993.
-if command -v systemctl >/dev/null && systemctl is-active --quiet dovecot 2>/dev/null; then
-  systemctl stop dovecot || true
-fi
+for svc in dovecot postfix; do
+  if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
+    systemctl stop "$svc" || true
+  fi
+done
 command -v cargo >/dev/null || { echo "setup: cargo (Rust 1.85+) is required" >&2; exit 1; }
 echo "setup: ok"

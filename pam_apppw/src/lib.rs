@@ -1,0 +1,241 @@
+//! `pam_apppw.so`: application passwords as a PAM authentication module.
+//!
+//! A thin adapter over [`apppw::verify`]: it collects the PAM items, asks for the one decision
+//! and translates it into a PAM code for this stack:
+//!
+//! ```text
+//! auth     [success=done ignore=ignore default=die]  pam_apppw.so config=/etc/apppw/apppw.toml
+//! auth     required                                   pam_unix.so try_first_pass
+//! account  required                                   pam_unix.so
+//! ```
+//!
+//! | decision                                        | code                   | in that stack            |
+//! |-------------------------------------------------|------------------------|--------------------------|
+//! | app password matched                            | `PAM_SUCCESS`          | done: authenticated      |
+//! | no app password, client on campus               | `PAM_IGNORE`           | `pam_unix` decides       |
+//! | no app password, client off campus              | `PAM_AUTH_ERR`         | refused                  |
+//! | database unusable, client off campus            | `PAM_AUTHINFO_UNAVAIL` | refused                  |
+//! | bad module argument, config unreadable/invalid  | `PAM_SERVICE_ERR`      | refused, normal password too |
+//!
+//! Every decision is one `authpriv` line, e.g.
+//! `pam_apppw(imap:auth): service=imap user=alice rhost=203.0.113.9 result=accepted reason=app-password label=phone`.
+//! Nothing is kept between calls: hosts such as Dovecot's auth worker load the module for every
+//! request, so start-up is only what one attempt needs.
+
+mod ffi;
+
+use apppw::audit::{self, Event};
+use apppw::config::Config;
+use apppw::hash::Argon2Kdf;
+use apppw::store::LazyStore;
+use apppw::verify::{Decision, Reason, Record, Request, verify};
+use pam::constants::{PamFlag, PamResultCode};
+use pam::items::{RHost, Service};
+use pam::module::{PamHandle, PamHooks};
+use std::ffi::{CStr, OsStr};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use zeroize::Zeroizing;
+
+/// What the module needs from PAM: implemented over the real handle, and by a double in tests.
+pub trait Pam {
+    /// `PAM_USER` (`pam_get_user`: may ask through the conversation).
+    fn user(&mut self) -> Result<String, PamResultCode>;
+    /// The password with `pam_get_authtok` semantics.
+    fn authtok(&mut self) -> Result<Zeroizing<Vec<u8>>, PamResultCode>;
+    /// `PAM_RHOST`, if set.
+    fn rhost(&self) -> Option<String>;
+    /// `PAM_SERVICE`, if set.
+    fn service(&self) -> Option<String>;
+    /// Writes the decision line.
+    fn log(&mut self, prefix: &str, event: &Event<'_>) {
+        audit::log(prefix, event);
+    }
+    /// Writes a configuration or operational problem.
+    fn warn(&mut self, prefix: &str, message: &str) {
+        audit::warn(prefix, message);
+    }
+}
+
+/// One `pam_sm_authenticate` call.
+pub fn authenticate(pam: &mut impl Pam, args: &[&CStr]) -> PamResultCode {
+    let service = pam.service();
+    let prefix = format!(
+        "pam_apppw({}:auth)",
+        audit::escape(service.as_deref().unwrap_or(""))
+    );
+
+    // Without the config nobody knows where campus is: end the stack, normal password included.
+    let explicit = match config_argument(args) {
+        Ok(path) => path,
+        Err(message) => {
+            pam.warn(&prefix, &message);
+            return PamResultCode::PAM_SERVICE_ERR;
+        }
+    };
+    let config = match Config::load(explicit.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            pam.warn(
+                &prefix,
+                &format!("{e}; every password is refused until the config is fixed"),
+            );
+            return PamResultCode::PAM_SERVICE_ERR;
+        }
+    };
+
+    let user = match pam.user() {
+        Ok(user) => user,
+        Err(code) => {
+            pam.warn(&prefix, &format!("cannot get the user name: {code:?}"));
+            return fail_closed(code);
+        }
+    };
+    let password = match pam.authtok() {
+        Ok(password) => password,
+        Err(code) => {
+            pam.warn(&prefix, &format!("cannot get the password: {code:?}"));
+            return fail_closed(code);
+        }
+    };
+    let rhost = pam.rhost();
+
+    let request = Request {
+        user: &user,
+        password: &password,
+        client: rhost.as_deref(),
+        service: service.as_deref(),
+        now: apppw::now(),
+    };
+    let verdict = verify(
+        &config,
+        &mut LazyStore::new(&config.database),
+        &mut Argon2Kdf::new(),
+        &request,
+        Record::LastUse,
+    );
+    drop(password);
+
+    let (result, reason) = verdict.decision.audit_fields();
+    let (label, detail) = match &verdict.decision {
+        Decision::Accepted { label, .. } => (Some(label.as_str()), None),
+        Decision::TryPrimary(why) => (None, Some(why.code())),
+        Decision::Refused(_) | Decision::Unavailable(_) => (None, None),
+    };
+    pam.log(
+        &prefix,
+        &Event {
+            service: service.as_deref(),
+            user: &user,
+            rhost: rhost.as_deref(),
+            result,
+            reason,
+            label,
+            detail,
+        },
+    );
+    // The database problem in words an admin can act on (the decision line only has codes).
+    if let Decision::Unavailable(why) | Decision::TryPrimary(Reason::StoreUnavailable(why)) =
+        &verdict.decision
+    {
+        pam.warn(&prefix, why);
+    }
+    if let Some(warning) = &verdict.warning {
+        pam.warn(&prefix, warning);
+    }
+    pam_code(&verdict.decision)
+}
+
+/// The PAM code for a decision. Only an accepted app password is `PAM_SUCCESS`.
+#[must_use]
+pub fn pam_code(decision: &Decision) -> PamResultCode {
+    match decision {
+        Decision::Accepted { .. } => PamResultCode::PAM_SUCCESS,
+        Decision::TryPrimary(_) => PamResultCode::PAM_IGNORE,
+        Decision::Refused(_) => PamResultCode::PAM_AUTH_ERR,
+        Decision::Unavailable(_) => PamResultCode::PAM_AUTHINFO_UNAVAIL,
+    }
+}
+
+/// The `config=FILE` argument, if given. Anything else is refused rather than ignored: a typo
+/// such as `conifg=` would otherwise silently select another file.
+fn config_argument(args: &[&CStr]) -> Result<Option<PathBuf>, String> {
+    let mut config = None;
+    for arg in args {
+        let bytes = arg.to_bytes();
+        match bytes.strip_prefix(b"config=") {
+            Some([]) => return Err("module argument `config=` needs a file name".into()),
+            Some(_) if config.is_some() => {
+                return Err("module argument `config=` given twice".into());
+            }
+            Some(path) => config = Some(PathBuf::from(OsStr::from_bytes(path))),
+            None => {
+                return Err(format!(
+                    "unknown module argument `{}` (the only argument is config=FILE); \
+                     every password is refused until the PAM configuration is fixed",
+                    audit::escape(&arg.to_string_lossy())
+                ));
+            }
+        }
+    }
+    Ok(config)
+}
+
+/// A failure while talking to PAM never lets the stack continue as if nothing happened.
+fn fail_closed(code: PamResultCode) -> PamResultCode {
+    match code {
+        PamResultCode::PAM_SUCCESS | PamResultCode::PAM_IGNORE => PamResultCode::PAM_AUTH_ERR,
+        // The application may call again once it has the answer (Linux-PAM convention).
+        PamResultCode::PAM_CONV_AGAIN => PamResultCode::PAM_INCOMPLETE,
+        other => other,
+    }
+}
+
+/// The real PAM handle.
+struct Handle<'a>(&'a mut PamHandle);
+
+impl Pam for Handle<'_> {
+    fn user(&mut self) -> Result<String, PamResultCode> {
+        self.0.get_user(None)
+    }
+
+    fn authtok(&mut self) -> Result<Zeroizing<Vec<u8>>, PamResultCode> {
+        ffi::get_authtok(self.0)
+    }
+
+    fn rhost(&self) -> Option<String> {
+        // Not UTF-8 cannot be a numeric address: lossy text keeps it off campus.
+        let item = self.0.get_item::<RHost<'_>>().ok().flatten()?;
+        Some(item.0.to_string_lossy().into_owned())
+    }
+
+    fn service(&self) -> Option<String> {
+        let item = self.0.get_item::<Service<'_>>().ok().flatten()?;
+        Some(item.0.to_string_lossy().into_owned())
+    }
+}
+
+/// The module's entry points (`pam_hooks!` also catches panics: they become `PAM_ABORT`).
+struct PamApppw;
+pam::pam_hooks!(PamApppw);
+
+impl PamHooks for PamApppw {
+    fn sm_authenticate(pamh: &mut PamHandle, args: Vec<&CStr>, _: PamFlag) -> PamResultCode {
+        authenticate(&mut Handle(pamh), &args)
+    }
+
+    /// Nothing to establish, but `PAM_IGNORE` here would fail `pam_setcred` in stacks where
+    /// this is the only auth module that succeeded.
+    fn sm_setcred(_: &mut PamHandle, _: Vec<&CStr>, _: PamFlag) -> PamResultCode {
+        PamResultCode::PAM_SUCCESS
+    }
+
+    /// Account checks belong to the account stack (`pam_unix`): an app password does not
+    /// make an expired or locked account usable.
+    fn acct_mgmt(_: &mut PamHandle, _: Vec<&CStr>, _: PamFlag) -> PamResultCode {
+        PamResultCode::PAM_IGNORE
+    }
+}
+
+#[cfg(test)]
+mod tests;
