@@ -8,6 +8,7 @@ PACKAGES=(
   dovecot-core dovecot-imapd                # the real Dovecot the tests start
   pamtester libpam-wrapper                  # real PAM stacks without touching /etc/pam.d
   postfix swaks                             # SMTP AUTH through Dovecot SASL
+  dpkg-dev lintian man-db fail2ban          # building and checking the .deb, man pages, filter
   sqlite3 python3 ca-certificates
 )
 

@@ -3,7 +3,7 @@
 //! Exit status: 0 success, 1 failure (one line on stderr saying what to do), 2 usage error.
 #![forbid(unsafe_code)]
 
-mod cli;
+use apppw_cli::cli;
 
 use apppw::config::Config;
 use apppw::hash::Argon2Kdf;

@@ -1,7 +1,7 @@
 //! The SQLite database of app passwords.
 //!
-//! - The admin CLI creates the file on first write (mode 0640, so a `dovecot` group can read
-//!   it) and applies versioned migrations (`PRAGMA user_version`), in WAL mode so that logins
+//! - The admin CLI creates the file on first write (mode 0660: the group of the Dovecot auth
+//!   user records last use and failure counters; SQLite gives `-wal`/`-shm` the same mode) and applies versioned migrations (`PRAGMA user_version`), in WAL mode so that logins
 //!   read while the CLI writes.
 //! - Front-ends open an **existing** database only ([`Store::open_for_login`]); a missing,
 //!   unreadable, corrupt or wrong-version database is an error, which the verification turns
@@ -228,7 +228,7 @@ impl Store {
         Ok(store)
     }
 
-    /// Opens the database for the admin CLI, creating it (mode 0640) and migrating as needed.
+    /// Opens the database for the admin CLI, creating it (mode 0660) and migrating as needed.
     pub fn open_for_admin(path: &Path) -> Result<Store, StoreError> {
         if !path.exists() {
             create_private_file(path).map_err(|e| StoreError::Open {
@@ -650,12 +650,14 @@ impl CredentialSource for LazyStore {
 
 fn create_private_file(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
+    use std::os::unix::fs::PermissionsExt;
+    let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o640)
-        .open(path)
-        .map(drop)
+        .mode(0o600)
+        .open(path)?;
+    // Set explicitly: the umask (often 022) would otherwise take the group's write bit.
+    file.set_permissions(std::fs::Permissions::from_mode(0o660))
 }
 
 #[cfg(test)]
@@ -761,7 +763,7 @@ mod tests {
         let path = dir.path().join("a.db");
         let s = Store::open_for_admin(&path).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode & 0o007, 0, "world bits set: {mode:o}");
+        assert_eq!(mode, 0o660, "mode {mode:o}");
         let jm: String = s
             .conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
