@@ -18,25 +18,61 @@ use std::io::{Read, Write};
 use std::process::ExitCode;
 use zeroize::Zeroizing;
 
-/// A failure reported as `apppw: MESSAGE` with exit status 1.
-struct Failure(String);
+/// A failure reported as `apppw: MESSAGE` with exit status 1; `None` is a closed stdout
+/// (`apppw list | head`), which ends the program quietly like any Unix filter.
+struct Failure(Option<String>);
 
-impl<E: std::fmt::Display> From<E> for Failure {
-    fn from(e: E) -> Self {
-        Failure(e.to_string())
+macro_rules! failure_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Failure {
+            fn from(e: $t) -> Self {
+                Failure(Some(e.to_string()))
+            }
+        }
+    )*};
+}
+failure_from!(
+    String,
+    apppw::config::ConfigError,
+    StoreError,
+    apppw::hash::HashError,
+    apppw::secret::RandomError
+);
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            Failure(None)
+        } else {
+            Failure(Some(e.to_string()))
+        }
     }
 }
 
+/// Writes one line to stdout; a closed pipe becomes a quiet [`Failure`] instead of a panic.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    };
+}
+
 type Result<T> = std::result::Result<T, Failure>;
+
+impl Failure {
+    fn msg(text: impl Into<String>) -> Self {
+        Failure(Some(text.into()))
+    }
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
-        Err(Failure(msg)) => {
+        Err(Failure(Some(msg))) => {
             eprintln!("apppw: {msg}");
             ExitCode::from(1)
         }
+        Err(Failure(None)) => ExitCode::SUCCESS,
     }
 }
 
@@ -64,7 +100,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             all,
         } => revoke(&config()?, &user, label_or_id.as_deref(), all),
         Command::Explain { ip } => {
-            println!("{}", config()?.network.locate(Some(&ip)));
+            say!("{}", config()?.network.locate(Some(&ip)));
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify { user, ip, service } => {
@@ -75,13 +111,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
 
 fn check_label(label: &str) -> Result<()> {
     if label.trim().is_empty() {
-        return Err(Failure(
-            "the label is empty: name the device, e.g. \"phone\"".into(),
+        return Err(Failure::msg(
+            "the label is empty: name the device, e.g. \"phone\"",
         ));
     }
     if label.chars().count() > 64 || label.chars().any(char::is_control) {
-        return Err(Failure(
-            "the label must be at most 64 characters without control characters".into(),
+        return Err(Failure::msg(
+            "the label must be at most 64 characters without control characters",
         ));
     }
     Ok(())
@@ -99,7 +135,7 @@ fn check_services(services: Option<Vec<String>>) -> Result<Option<Vec<String>>> 
             && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !ok {
-            return Err(Failure(format!(
+            return Err(Failure::msg(format!(
                 "invalid service {s:?}: use names like imap, pop3, smtp, sieve, separated by commas"
             )));
         }
@@ -108,7 +144,7 @@ fn check_services(services: Option<Vec<String>>) -> Result<Option<Vec<String>>> 
         }
     }
     if out.is_empty() {
-        return Err(Failure("--services needs at least one service name".into()));
+        return Err(Failure::msg("--services needs at least one service name"));
     }
     Ok(Some(out))
 }
@@ -122,7 +158,7 @@ fn create(
     as_json: bool,
 ) -> Result<ExitCode> {
     apppw::input::check_user(user)
-        .map_err(|e| Failure(format!("invalid user name ({})", e.code())))?;
+        .map_err(|e| Failure::msg(format!("invalid user name ({})", e.code())))?;
     check_label(label)?;
     let services = check_services(services)?;
     let now = apppw::now();
@@ -152,8 +188,8 @@ fn create(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(Failure(
-        "could not find a free lookup tag after 8 tries; try again".into(),
+    Err(Failure::msg(
+        "could not find a free lookup tag after 8 tries; try again",
     ))
 }
 
@@ -304,21 +340,23 @@ fn revoke(config: &Config, user: &str, what: Option<&str>, all: bool) -> Result<
         (Some(what), false) => {
             let removed = store.revoke(user, what)?;
             if removed.is_empty() {
-                return Err(Failure(format!(
+                return Err(Failure::msg(format!(
                     "{user} has no app password with label or id {what:?}; see `apppw list {user}`"
                 )));
             }
             removed
         }
-        (None, false) => return Err(Failure("name a label or id, or use --all".into())),
+        (None, false) => return Err(Failure::msg("name a label or id, or use --all")),
     };
     if removed.is_empty() {
-        println!("{user} has no app passwords; nothing revoked");
+        say!("{user} has no app passwords; nothing revoked");
     }
     for c in &removed {
-        println!(
+        say!(
             "revoked app password {:?} (id {}) of {}",
-            c.label, c.id, c.user
+            c.label,
+            c.id,
+            c.user
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -362,9 +400,9 @@ fn verify_stdin(config: &Config, user: &str, ip: &str, service: Option<&str>) ->
         Decision::Refused(_) => String::new(),
         Decision::Unavailable(why) => format!(" ({why})"),
     };
-    println!("{result}: {reason}{detail}");
+    say!("{result}: {reason}{detail}");
     let location = verdict.location.to_string();
-    println!("client {ip}: {}", location.replacen('\n', " (", 1) + ")");
+    say!("client {ip}: {}", location.replacen('\n', " (", 1) + ")");
     Ok(if matches!(verdict.decision, Decision::Accepted { .. }) {
         ExitCode::SUCCESS
     } else {

@@ -112,18 +112,12 @@ impl AppPassword {
     }
 }
 
-/// Generates an app password from the OS CSPRNG.
-pub fn generate() -> Result<AppPassword, getrandom::Error> {
-    AppPassword::generate_with(getrandom::fill)
-}
+/// The OS random number generator failed.
+pub use getrandom::Error as RandomError;
 
-/// Generates a fresh lookup tag-only value is not needed: tags are the first group of a
-/// generated password. This helper replaces the tag of `pw` with a new random one (used when a
-/// tag collides with another credential of the same user).
-pub fn regenerate_tag(pw: &mut AppPassword) -> Result<(), getrandom::Error> {
-    let fresh = generate()?;
-    pw.letters[..TAG_LEN].copy_from_slice(&fresh.letters[..TAG_LEN]);
-    Ok(())
+/// Generates an app password from the OS CSPRNG.
+pub fn generate() -> Result<AppPassword, RandomError> {
+    AppPassword::generate_with(getrandom::fill)
 }
 
 impl Drop for AppPassword {

@@ -4,6 +4,9 @@
 //! Build first: `cargo build --release --workspace` (the README's test command does).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod dovecot;
+pub mod pam;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -17,7 +20,10 @@ pub const OFF_IP: &str = "203.0.113.9";
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// A built artifact in `target/release` (or `$APPPW_BIN_DIR`).
@@ -48,7 +54,10 @@ impl TestEnv {
     /// A config with campus 192.0.2.0/24 and 2001:db8::/48, except 192.0.2.128/25, default
     /// (OWASP) Argon2 parameters, and `extra` appended.
     pub fn new(extra: &str) -> TestEnv {
-        let dir = tempfile::Builder::new().prefix("apppw-test.").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("apppw-test.")
+            .tempdir()
+            .unwrap();
         // Dovecot's unprivileged processes must be able to reach files in here.
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -66,7 +75,10 @@ impl TestEnv {
     /// Runs `apppw --config CONFIG ARGS...` with `stdin`.
     pub fn apppw(&self, args: &[&str], stdin: &str) -> Output {
         run_with_stdin(
-            Command::new(bin("apppw")).arg("--config").arg(&self.config).args(args),
+            Command::new(bin("apppw"))
+                .arg("--config")
+                .arg(&self.config)
+                .args(args),
             stdin.as_bytes(),
         )
     }
@@ -76,7 +88,11 @@ impl TestEnv {
         let mut args = vec!["create", user, label, "--json"];
         args.extend_from_slice(extra);
         let out = self.apppw(&args, "");
-        assert!(out.status.success(), "create failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         v["password"].as_str().unwrap().to_owned()
     }
@@ -100,6 +116,9 @@ pub fn run_with_stdin(cmd: &mut Command, stdin: &[u8]) -> Output {
 pub fn is_root() -> bool {
     std::env::var("USER").map(|u| u == "root").unwrap_or(false)
         || std::fs::read_to_string("/proc/self/status")
-            .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")))
+            .map(|s| {
+                s.lines()
+                    .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+            })
             .unwrap_or(false)
 }

@@ -1,0 +1,193 @@
+//! Driving `pam_apppw.so` through real Linux-PAM without root: `pamtester` under `pam_wrapper`,
+//! with service files that name modules by absolute path.
+//!
+//! The normal password is checked by `pam_exec.so expose_authtok` running a small script: like
+//! `pam_unix.so try_first_pass` it reuses `PAM_AUTHTOK` when an earlier module set it and
+//! prompts otherwise. (`pam_matrix.so` from pam_wrapper always prompts again, ignoring
+//! `PAM_AUTHTOK`, so it cannot show that the password is asked for only once.)
+
+use crate::bin;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Linux-PAM's modules.
+pub const SECURITY_DIR: &str = "/usr/lib/x86_64-linux-gnu/security";
+/// pam_wrapper's test modules (`pam_matrix.so`, `pam_set_items.so`, ...).
+pub const WRAPPER_MODULES: &str = "/usr/lib/x86_64-linux-gnu/pam_wrapper";
+/// The preloaded library that redirects PAM configuration lookups.
+pub const WRAPPER_LIB: &str = "/usr/lib/x86_64-linux-gnu/libpam_wrapper.so";
+
+/// The built module.
+pub fn module() -> PathBuf {
+    bin("libpam_apppw.so")
+}
+
+/// A Linux-PAM module by name (`pam_exec.so`).
+pub fn system_module(name: &str) -> PathBuf {
+    Path::new(SECURITY_DIR).join(name)
+}
+
+/// Whether pamtester and pam_wrapper are installed; prints a SKIP line if not.
+pub fn pam_wrapper_available(test: &str) -> bool {
+    let missing: Vec<&str> = [WRAPPER_LIB, "/usr/bin/pamtester", WRAPPER_MODULES]
+        .into_iter()
+        .filter(|p| !Path::new(p).exists())
+        .collect();
+    if missing.is_empty() {
+        true
+    } else {
+        eprintln!(
+            "SKIP {test}: not installed: {} (apt-get install pamtester libpam-wrapper)",
+            missing.join(", ")
+        );
+        false
+    }
+}
+
+/// The `pam_apppw.so` line of the documented stack.
+pub fn apppw_line(args: &str) -> String {
+    format!(
+        "auth [success=done ignore=ignore default=die] {} {args}",
+        module().display()
+    )
+}
+
+/// A script standing in for the normal-password module (`pam_exec.so expose_authtok`): it
+/// accepts exactly `password`. Written into `dir`; returns the `auth required` line.
+pub fn primary_line(dir: &Path, password: &str) -> String {
+    let expected = dir.join("primary-password");
+    std::fs::write(&expected, password).unwrap();
+    let script = dir.join("check-primary");
+    // pam_exec writes the token NUL-terminated on stdin.
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/bash\nIFS= read -r -d '' pw\n[ \"$pw\" = \"$(cat '{}')\" ]\n",
+            expected.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    format!(
+        "auth required {} expose_authtok quiet {}",
+        system_module("pam_exec.so").display(),
+        script.display()
+    )
+}
+
+/// A `PAM_WRAPPER_SERVICE_DIR`.
+pub struct ServiceDir {
+    /// The directory (removed on drop).
+    pub dir: tempfile::TempDir,
+}
+
+impl Default for ServiceDir {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ServiceDir {
+    /// An empty service directory with a deny-all `other`.
+    pub fn new() -> ServiceDir {
+        let dir = tempfile::Builder::new()
+            .prefix("apppw-pam.")
+            .tempdir()
+            .unwrap();
+        let deny = system_module("pam_deny.so");
+        std::fs::write(
+            dir.path().join("other"),
+            format!("auth required {0}\naccount required {0}\n", deny.display()),
+        )
+        .unwrap();
+        ServiceDir { dir }
+    }
+
+    /// Writes service `name` with these lines (plus `account required pam_permit.so`).
+    pub fn add(&self, name: &str, lines: &[&str]) {
+        let mut text = lines.join("\n");
+        text.push_str(&format!(
+            "\naccount required {}\n",
+            system_module("pam_permit.so").display()
+        ));
+        std::fs::write(self.dir.path().join(name), text).unwrap();
+    }
+
+    /// `pamtester [-I rhost=RHOST] SERVICE USER authenticate` with `stdin` as the terminal.
+    pub fn authenticate(
+        &self,
+        service: &str,
+        user: &str,
+        rhost: Option<&str>,
+        stdin: &str,
+        env: &[(&str, &str)],
+    ) -> PamResult {
+        let mut cmd = Command::new("pamtester");
+        cmd.env("LD_PRELOAD", WRAPPER_LIB)
+            .env("PAM_WRAPPER", "1")
+            .env("PAM_WRAPPER_SERVICE_DIR", self.dir.path())
+            .env_remove("APPPW_CONFIG")
+            .env_remove("PAM_AUTHTOK");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        if let Some(rhost) = rhost {
+            cmd.arg("-I").arg(format!("rhost={rhost}"));
+        }
+        cmd.args([service, user, "authenticate"]);
+        PamResult(crate::run_with_stdin(&mut cmd, stdin.as_bytes()))
+    }
+}
+
+/// What pamtester reported.
+pub struct PamResult(pub Output);
+
+impl PamResult {
+    /// The PAM code `pam_authenticate` returned, recognised from pamtester's message, or
+    /// `"crashed"` if pamtester did not exit normally.
+    pub fn code(&self) -> &'static str {
+        let stdout = String::from_utf8_lossy(&self.0.stdout);
+        let stderr = String::from_utf8_lossy(&self.0.stderr);
+        match self.0.status.code() {
+            Some(0) if stdout.contains("successfully authenticated") => return "PAM_SUCCESS",
+            Some(1) => {}
+            _ => return "crashed",
+        }
+        const MESSAGES: &[(&str, &str)] = &[
+            ("pamtester: Authentication failure", "PAM_AUTH_ERR"),
+            ("pamtester: Error in service module", "PAM_SERVICE_ERR"),
+            (
+                "pamtester: Authentication service cannot retrieve authentication info",
+                "PAM_AUTHINFO_UNAVAIL",
+            ),
+            ("pamtester: System error", "PAM_SYSTEM_ERR"),
+            ("pamtester: Critical error - immediate abort", "PAM_ABORT"),
+            ("pamtester: Conversation error", "PAM_CONV_ERR"),
+            (
+                "pamtester: Authentication token manipulation error",
+                "PAM_AUTHTOK_ERR",
+            ),
+        ];
+        MESSAGES
+            .iter()
+            .find(|(msg, _)| stderr.contains(msg))
+            .map_or("unrecognised", |(_, code)| code)
+    }
+
+    /// How many times a password was asked for through the conversation.
+    pub fn prompts(&self) -> usize {
+        let all = [self.0.stdout.as_slice(), self.0.stderr.as_slice()].concat();
+        String::from_utf8_lossy(&all).matches("Password: ").count()
+    }
+
+    /// Everything pamtester printed, for assertion messages.
+    pub fn transcript(&self) -> String {
+        format!(
+            "status {:?}\nstdout: {}\nstderr: {}",
+            self.0.status,
+            String::from_utf8_lossy(&self.0.stdout),
+            String::from_utf8_lossy(&self.0.stderr)
+        )
+    }
+}
