@@ -23,7 +23,11 @@ fn create_prints_the_password_once_in_groups_of_four() {
     let first = text.lines().next().unwrap();
     let groups: Vec<&str> = first.split(' ').collect();
     assert_eq!(groups.len(), 6, "{first}");
-    assert!(groups.iter().all(|g| g.len() == 4 && g.bytes().all(|b| b.is_ascii_lowercase())));
+    assert!(
+        groups
+            .iter()
+            .all(|g| g.len() == 4 && g.bytes().all(|b| b.is_ascii_lowercase()))
+    );
     assert!(text.contains("shown only this once"), "{text}");
 
     // The plaintext is nowhere in the database, nor in list output.
@@ -31,16 +35,31 @@ fn create_prints_the_password_once_in_groups_of_four() {
     let db = std::fs::read(&env.db).unwrap();
     assert!(!db.windows(compact.len()).any(|w| w == compact.as_bytes()));
     let list = stdout(&env.apppw(&["list", "--json"], ""));
-    assert!(!list.contains(&compact[4..]) && !list.contains("argon2"), "{list}");
+    assert!(
+        !list.contains(&compact[4..]) && !list.contains("argon2"),
+        "{list}"
+    );
     let table = stdout(&env.apppw(&["list"], ""));
-    assert!(!table.contains(&compact[4..]) && !table.contains("argon2"), "{table}");
+    assert!(
+        !table.contains(&compact[4..]) && !table.contains("argon2"),
+        "{table}"
+    );
 }
 
 #[test]
 fn create_json_has_the_documented_fields() {
     let env = TestEnv::new("");
     let out = env.apppw(
-        &["create", "bob", "laptop", "--json", "--services", "imap,SMTP", "--expires", "2099-12-31"],
+        &[
+            "create",
+            "bob",
+            "laptop",
+            "--json",
+            "--services",
+            "imap,SMTP",
+            "--expires",
+            "2099-12-31",
+        ],
         "",
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
@@ -70,8 +89,15 @@ fn list_shows_metadata_never_secrets() {
     let arr = v.as_array().unwrap();
     assert_eq!(arr.len(), 2);
     for key in [
-        "id", "user", "label", "created_at", "expires_at", "services", "last_used_at",
-        "last_used_ip", "last_used_service",
+        "id",
+        "user",
+        "label",
+        "created_at",
+        "expires_at",
+        "services",
+        "last_used_at",
+        "last_used_ip",
+        "last_used_service",
     ] {
         assert!(arr[0].get(key).is_some(), "missing {key}");
     }
@@ -95,7 +121,11 @@ fn duplicate_label_and_unknown_label_fail_with_status_1() {
 
     let out = env.apppw(&["revoke", "alice", "tablet"], "");
     assert_eq!(code(&out), 1);
-    assert!(stderr(&out).contains("apppw list alice"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("apppw list alice"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -104,7 +134,8 @@ fn revoke_by_label_id_and_all_is_effective_immediately() {
     let phone = env.create("alice", "phone", &[]);
     let laptop = env.create("alice", "laptop", &[]);
     let tablet = env.create("alice", "tablet", &[]);
-    let verify = |pw: &str| code(&env.apppw(&["verify", "alice", "--ip", OFF_IP], &format!("{pw}\n")));
+    let verify =
+        |pw: &str| code(&env.apppw(&["verify", "alice", "--ip", OFF_IP], &format!("{pw}\n")));
     assert_eq!(verify(&phone), 0);
 
     assert_eq!(code(&env.apppw(&["revoke", "alice", "phone"], "")), 0);
@@ -132,7 +163,11 @@ fn verify_decides_like_a_login() {
     };
     let out = run("alice", OFF_IP, &format!("{pw}\n"));
     assert_eq!(code(&out), 0, "{}", stdout(&out));
-    assert!(stdout(&out).starts_with("accepted: app-password"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).starts_with("accepted: app-password"),
+        "{}",
+        stdout(&out)
+    );
     assert!(stdout(&out).contains("off-campus"), "{}", stdout(&out));
 
     // Case, spaces and dashes are ignored.
@@ -144,7 +179,11 @@ fn verify_decides_like_a_login() {
     // Normal passwords: may be tried on campus, refused elsewhere.
     let out = run("alice", CAMPUS_IP, "Winter2026!\n");
     assert_eq!(code(&out), 1);
-    assert!(stdout(&out).starts_with("continue: primary-on-campus"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).starts_with("continue: primary-on-campus"),
+        "{}",
+        stdout(&out)
+    );
     for ip in [OFF_IP, EXCEPT_IP, "mail.example.org", ""] {
         let out = run("alice", ip, "Winter2026!\n");
         assert_eq!(code(&out), 1);
@@ -158,7 +197,11 @@ fn verify_decides_like_a_login() {
     assert_eq!(code(&run("mallory", OFF_IP, &pw)), 1);
     let wrong = format!("{}aaaa aaaa aaaa aaaa aaaa", &pw[..5]);
     let out = run("alice", OFF_IP, &wrong);
-    assert!(stdout(&out).starts_with("refused: no-match"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).starts_with("refused: no-match"),
+        "{}",
+        stdout(&out)
+    );
 
     // verify records nothing.
     let v: serde_json::Value =
@@ -185,13 +228,21 @@ fn oversized_and_nul_input_is_refused_not_truncated() {
     long.extend(std::iter::repeat_n(b' ', 1100));
     let out = run(long);
     assert_eq!(code(&out), 1);
-    assert!(stdout(&out).contains("password-too-long"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("password-too-long"),
+        "{}",
+        stdout(&out)
+    );
 
     let mut nul = pw.clone().into_bytes();
     nul.insert(5, 0);
     let out = run(nul);
     assert_eq!(code(&out), 1);
-    assert!(stdout(&out).contains("password-malformed"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("password-malformed"),
+        "{}",
+        stdout(&out)
+    );
 
     let out = run(format!("{pw}\x07").into_bytes());
     assert_eq!(code(&out), 1);
@@ -203,12 +254,19 @@ fn expired_and_service_restricted_credentials() {
     let imap_only = env.create("alice", "imap only", &["--services", "imap"]);
     let soon = env.create("alice", "soon", &["--expires", "1h"]);
     let run = |pw: &str, service: &str| {
-        env.apppw(&["verify", "alice", "--ip", OFF_IP, "--service", service], pw)
+        env.apppw(
+            &["verify", "alice", "--ip", OFF_IP, "--service", service],
+            pw,
+        )
     };
     assert_eq!(code(&run(&imap_only, "imap")), 0);
     let out = run(&imap_only, "smtp");
     assert_eq!(code(&out), 1);
-    assert!(stdout(&out).contains("service-not-allowed"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("service-not-allowed"),
+        "{}",
+        stdout(&out)
+    );
     assert_eq!(code(&run(&soon, "smtp")), 0);
 
     // Move the expiry into the past, as time would.
@@ -221,7 +279,11 @@ fn expired_and_service_restricted_credentials() {
     drop(conn);
     let out = run(&soon, "smtp");
     assert_eq!(code(&out), 1);
-    assert!(stdout(&out).contains("refused: expired"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("refused: expired"),
+        "{}",
+        stdout(&out)
+    );
 
     // Past expiry at creation is refused.
     let out = env.apppw(&["create", "alice", "old", "--expires", "2001-01-01"], "");
@@ -256,11 +318,17 @@ fn bad_config_names_file_line_and_key() {
     let env = TestEnv::new("");
     std::fs::write(&env.config, "[network]\ncampus = [\"10.0.0.0/33\"]\n").unwrap();
     let err = stderr(&env.apppw(&["explain", "10.0.0.1"], ""));
-    assert!(err.contains("line 2") && err.contains("network.campus"), "{err}");
+    assert!(
+        err.contains("line 2") && err.contains("network.campus"),
+        "{err}"
+    );
 
     let out = apppw_integration_tests::run_with_stdin(
-        std::process::Command::new(apppw_integration_tests::bin("apppw"))
-            .args(["--config", "/nonexistent/apppw.toml", "list"]),
+        std::process::Command::new(apppw_integration_tests::bin("apppw")).args([
+            "--config",
+            "/nonexistent/apppw.toml",
+            "list",
+        ]),
         b"",
     );
     assert_eq!(code(&out), 1);
@@ -291,8 +359,14 @@ fn usage_errors_exit_2() {
     ] {
         assert_eq!(code(&env.apppw(args, "")), 2, "{args:?}");
     }
-    assert_eq!(code(&env.apppw(&["create", "alice", "x", "--expires", "soon"], "")), 1);
-    assert_eq!(code(&env.apppw(&["create", "alice", "x", "--services", "im ap"], "")), 1);
+    assert_eq!(
+        code(&env.apppw(&["create", "alice", "x", "--expires", "soon"], "")),
+        1
+    );
+    assert_eq!(
+        code(&env.apppw(&["create", "alice", "x", "--services", "im ap"], "")),
+        1
+    );
     assert_eq!(code(&env.apppw(&["create", "al\nice", "x"], "")), 1);
     assert_eq!(code(&env.apppw(&["create", "alice", ""], "")), 1);
 }

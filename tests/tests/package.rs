@@ -174,7 +174,12 @@ fn package_builds_installs_authenticates_and_purges() {
         "the setgid directory gives the database its group"
     );
     // Group-writable, so that logins can record their last use; never world-readable.
-    assert_eq!(meta.mode() & 0o777, 0o660, "database mode {:o}", meta.mode());
+    assert_eq!(
+        meta.mode() & 0o777,
+        0o660,
+        "database mode {:o}",
+        meta.mode()
+    );
 
     if has("dovecot")
         && has("doveadm")
