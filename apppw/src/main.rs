@@ -163,7 +163,7 @@ fn create(
     let services = check_services(services)?;
     let now = apppw::now();
     let expires_at = expires.map(|e| parse_expiry(e, now)).transpose()?;
-    let mut store = Store::open_for_admin(&config.database)?;
+    let mut store = open_for_admin(config)?;
     let mut kdf = Argon2Kdf::new();
 
     // A new tag collides with one of the user's other tags with probability n / 26^4; retry.
@@ -232,6 +232,19 @@ fn print_created(cred: &Credential, password: &secret::AppPassword, as_json: boo
     Ok(())
 }
 
+/// Opens the database for writing, telling the admin about insecure permissions.
+fn open_for_admin(config: &Config) -> Result<Store> {
+    let store = Store::open_for_admin(&config.database)?;
+    warn_about(&store);
+    Ok(store)
+}
+
+fn warn_about(store: &Store) {
+    if let Some(w) = store.warning() {
+        eprintln!("apppw: warning: {w}");
+    }
+}
+
 fn credential_json(c: &Credential) -> serde_json::Value {
     json!({
         "id": c.id,
@@ -248,7 +261,10 @@ fn credential_json(c: &Credential) -> serde_json::Value {
 
 fn list(config: &Config, user: Option<&str>, as_json: bool) -> Result<ExitCode> {
     let creds = match Store::open_read_only(&config.database) {
-        Ok(store) => store.list(user)?,
+        Ok(store) => {
+            warn_about(&store);
+            store.list(user)?
+        }
         // A fresh installation has no database until the first `create`.
         Err(StoreError::Missing(_)) => Vec::new(),
         Err(e) => return Err(e.into()),
@@ -334,7 +350,7 @@ fn printable(s: &str) -> String {
 }
 
 fn revoke(config: &Config, user: &str, what: Option<&str>, all: bool) -> Result<ExitCode> {
-    let mut store = Store::open_for_admin(&config.database)?;
+    let mut store = open_for_admin(config)?;
     let removed = match (what, all) {
         (_, true) => store.revoke_all(user)?,
         (Some(what), false) => {

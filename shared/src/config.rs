@@ -78,6 +78,9 @@ pub enum ConfigError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// Everyone may write the file: anyone could declare the Internet to be campus.
+    #[error("config file {0} is writable by every user; refusing to use it (fix with chmod o-w)")]
+    Insecure(PathBuf),
     /// The file is too large to be a config.
     #[error("config file {0} is larger than 1 MiB; is it the right file?")]
     TooLarge(PathBuf),
@@ -194,6 +197,13 @@ impl Config {
             source,
         };
         let file = std::fs::File::open(path).map_err(read_err)?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = file.metadata().map_err(read_err)?.permissions().mode();
+            if mode & 0o002 != 0 {
+                return Err(ConfigError::Insecure(path.to_path_buf()));
+            }
+        }
         let mut text = String::new();
         file.take(MAX_CONFIG_BYTES + 1)
             .read_to_string(&mut text)
@@ -515,6 +525,19 @@ parallelism = 1
         let msg = e.to_string();
         assert!(msg.contains("/nonexistent/apppw.toml"), "{msg}");
         assert!(msg.contains("--config"), "{msg}");
+    }
+
+    #[test]
+    fn world_writable_config_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("apppw.toml");
+        std::fs::write(&path, "").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(Config::load_file(&path).is_ok());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let e = Config::load_file(&path).unwrap_err().to_string();
+        assert!(e.contains("writable by every user"), "{e}");
     }
 
     #[test]

@@ -96,6 +96,12 @@ pub enum StoreError {
         /// Label.
         label: String,
     },
+    /// The file (or its directory) is writable by everyone: anyone could add credentials.
+    #[error(
+        "database {0} or its directory is writable by every user, so anyone could add an app \
+         password; refusing to use it (fix with chmod o-w)"
+    )]
+    Insecure(PathBuf),
     /// The random lookup tag collided with another of the user's credentials.
     #[error("lookup tag collision; try again")]
     TagCollision,
@@ -166,6 +172,10 @@ pub struct NewCredential<'a> {
 /// The failure-counter methods have do-nothing defaults so that a source without them never
 /// locks anyone out.
 pub trait CredentialSource {
+    /// A non-fatal problem found while opening the source, reported once.
+    fn take_warning(&mut self) -> Option<String> {
+        None
+    }
     /// Is `user` in a cool-down, from `client` or from everywhere?
     fn locked_out(&mut self, _user: &str, _client: &str, _now: i64) -> Result<bool, StoreError> {
         Ok(false)
@@ -198,6 +208,37 @@ pub trait CredentialSource {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    warning: Option<String>,
+}
+
+/// Checks the permissions of a database file: world-writable (file or directory, unless the
+/// directory is sticky) is refused; world-readable is allowed with a warning, since the hashes
+/// and last-used addresses are then readable by every local user.
+pub fn check_permissions(path: &Path) -> Result<Option<String>, StoreError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).map(|m| m.permissions().mode()).ok();
+    let file = mode(path).unwrap_or(0);
+    let dir = path
+        .parent()
+        .map(|d| {
+            if d.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                d
+            }
+        })
+        .and_then(mode)
+        .unwrap_or(0);
+    if file & 0o002 != 0 || (dir & 0o002 != 0 && dir & 0o1000 == 0) {
+        return Err(StoreError::Insecure(path.to_path_buf()));
+    }
+    Ok((file & 0o004 != 0).then(|| {
+        format!(
+            "database {} is readable by every user (mode {:o}); run chmod o-r on it",
+            path.display(),
+            file & 0o777
+        )
+    }))
 }
 
 fn open_error(path: &Path, source: rusqlite::Error) -> StoreError {
@@ -216,6 +257,7 @@ impl Store {
         }
         // READ_WRITE without CREATE: SQLite falls back to read-only when the file is not
         // writable, which still allows logins (last-used updates are then skipped).
+        let warning = check_permissions(path)?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
         conn.busy_timeout(LOGIN_BUSY_TIMEOUT)
@@ -223,6 +265,7 @@ impl Store {
         let store = Store {
             conn,
             path: path.to_path_buf(),
+            warning,
         };
         store.check_schema()?;
         Ok(store)
@@ -247,6 +290,7 @@ impl Store {
         let mut store = Store {
             conn,
             path: path.to_path_buf(),
+            warning: check_permissions(path)?,
         };
         store.migrate()?;
         Ok(store)
@@ -267,9 +311,16 @@ impl Store {
         let store = Store {
             conn,
             path: path.to_path_buf(),
+            warning: check_permissions(path)?,
         };
         store.check_schema()?;
         Ok(store)
+    }
+
+    /// A problem worth telling the admin about (e.g. a world-readable file), found at open.
+    #[must_use]
+    pub fn warning(&self) -> Option<&str> {
+        self.warning.as_deref()
     }
 
     /// The database file.
@@ -491,6 +542,10 @@ fn split_services(raw: Option<String>) -> Option<Vec<String>> {
 }
 
 impl CredentialSource for Store {
+    fn take_warning(&mut self) -> Option<String> {
+        self.warning.take()
+    }
+
     fn locked_out(&mut self, user: &str, client: &str, now: i64) -> Result<bool, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT 1 FROM failures
@@ -622,6 +677,9 @@ impl LazyStore {
 }
 
 impl CredentialSource for LazyStore {
+    fn take_warning(&mut self) -> Option<String> {
+        self.store.as_mut().and_then(Store::take_warning)
+    }
     fn locked_out(&mut self, user: &str, client: &str, now: i64) -> Result<bool, StoreError> {
         self.get()?.locked_out(user, client, now)
     }
@@ -809,6 +867,38 @@ mod tests {
                 .unwrap();
         }
         assert!(!s.locked_out("carol", "203.0.113.9", 2600).unwrap());
+    }
+
+    #[test]
+    fn world_writable_is_refused_world_readable_warned() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        Store::open_for_admin(&path).unwrap();
+        let set = |p: &Path, m: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+        };
+        assert!(Store::open_for_login(&path).unwrap().warning().is_none());
+        set(&path, 0o664);
+        let w = Store::open_for_login(&path)
+            .unwrap()
+            .warning()
+            .map(str::to_owned);
+        assert!(w.unwrap().contains("readable by every user"));
+        set(&path, 0o666);
+        assert!(matches!(
+            Store::open_for_login(&path),
+            Err(StoreError::Insecure(_))
+        ));
+        set(&path, 0o660);
+        set(dir.path(), 0o777);
+        assert!(matches!(
+            Store::open_for_login(&path),
+            Err(StoreError::Insecure(_))
+        ));
+        set(dir.path(), 0o1777);
+        assert!(Store::open_for_login(&path).is_ok());
+        set(dir.path(), 0o700);
     }
 
     #[test]

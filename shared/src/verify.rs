@@ -140,6 +140,23 @@ pub fn verify(
     req: &Request<'_>,
     record: Record,
 ) -> Verdict {
+    let mut verdict = decide(config, store, kdf, req, record);
+    if let Some(open_warning) = store.take_warning() {
+        verdict.warning = Some(match verdict.warning.take() {
+            Some(w) => format!("{open_warning}; {w}"),
+            None => open_warning,
+        });
+    }
+    verdict
+}
+
+fn decide(
+    config: &Config,
+    store: &mut dyn CredentialSource,
+    kdf: &mut dyn Kdf,
+    req: &Request<'_>,
+    record: Record,
+) -> Verdict {
     let location = config.network.locate(req.client);
     let campus = location.is_campus();
     let verdict = |decision, warning| Verdict {

@@ -379,3 +379,33 @@ fn database_file_is_not_world_readable() {
     let mode = std::fs::metadata(&env.db).unwrap().permissions().mode();
     assert_eq!(mode & 0o007, 0, "mode {mode:o}");
 }
+
+#[test]
+fn insecure_permissions_are_warned_about_or_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new("");
+    let pw = env.create("alice", "phone", &[]);
+    let chmod = |p: &std::path::Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    };
+    chmod(&env.db, 0o644);
+    let out = env.apppw(&["list"], "");
+    assert_eq!(code(&out), 0);
+    assert!(stderr(&out).contains("readable by every user"), "{}", stderr(&out));
+
+    // World-writable database: nobody logs in with it, and the CLI refuses it too.
+    chmod(&env.db, 0o666);
+    let out = env.apppw(&["verify", "alice", "--ip", OFF_IP], &pw);
+    assert_eq!(code(&out), 1);
+    assert!(stdout(&out).starts_with("tempfail"), "{}", stdout(&out));
+    let out = env.apppw(&["create", "alice", "tablet"], "");
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("writable by every user"), "{}", stderr(&out));
+
+    // World-writable config: refused.
+    chmod(&env.db, 0o660);
+    chmod(&env.config, 0o666);
+    let out = env.apppw(&["verify", "alice", "--ip", OFF_IP], &pw);
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("writable by every user"), "{}", stderr(&out));
+}
