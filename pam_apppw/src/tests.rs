@@ -340,3 +340,63 @@ fn only_accepted_is_success() {
         PamResultCode::PAM_AUTHINFO_UNAVAIL
     );
 }
+
+/// Module arguments over generated input. More cases:
+/// `PROPTEST_CASES=100000 cargo test --release -p pam_apppw`.
+mod properties {
+    use super::*;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    /// Arguments as a PAM configuration line may carry them (never a NUL: they are C strings).
+    fn argument() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            Just(b"config=/nonexistent/apppw.toml".to_vec()),
+            Just(b"config=".to_vec()),
+            Just(b"conifg=/etc/apppw/apppw.toml".to_vec()),
+            Just(b"debug".to_vec()),
+            "(config|CONFIG|Config| config)=?[ -~]{0,20}".prop_map(String::into_bytes),
+            vec(1u8..=255, 0..40),
+        ]
+    }
+
+    proptest! {
+        /// Exactly zero arguments, or one `config=FILE` with a non-empty FILE, are accepted;
+        /// FILE is taken byte for byte. Refusals name the argument on one line.
+        #[test]
+        fn only_a_single_config_file_argument_is_accepted(args in vec(argument(), 0..4)) {
+            let owned: Vec<CString> = args.iter().map(|a| CString::new(a.clone()).unwrap()).collect();
+            let borrowed: Vec<&CStr> = owned.iter().map(CString::as_c_str).collect();
+            match config_argument(&borrowed) {
+                Ok(None) => prop_assert!(args.is_empty()),
+                Ok(Some(path)) => {
+                    prop_assert_eq!(args.len(), 1);
+                    let file = args[0].strip_prefix(b"config=");
+                    prop_assert!(file.is_some_and(|f| !f.is_empty()));
+                    prop_assert_eq!(path.as_os_str().as_bytes(), file.unwrap_or_default());
+                }
+                Err(message) => {
+                    let valid = args.len() == 1
+                        && args[0].strip_prefix(b"config=").is_some_and(|f| !f.is_empty());
+                    prop_assert!(!valid && !args.is_empty());
+                    prop_assert!(!message.chars().any(char::is_control), "{message:?}");
+                }
+            }
+        }
+
+        /// A bad argument ends the stack before the password is asked for; no argument list
+        /// makes a normal password a success.
+        #[test]
+        fn bad_arguments_end_the_stack_without_asking(args in vec(argument(), 1..4)) {
+            let owned: Vec<CString> = args.iter().map(|a| CString::new(a.clone()).unwrap()).collect();
+            let borrowed: Vec<&CStr> = owned.iter().map(CString::as_c_str).collect();
+            let mut pam = FakePam::new("alice", NORMAL, Some(CAMPUS));
+            let code = authenticate(&mut pam, &borrowed);
+            prop_assert!(code != PamResultCode::PAM_SUCCESS);
+            if config_argument(&borrowed).is_err() {
+                prop_assert_eq!(code, PamResultCode::PAM_SERVICE_ERR);
+                prop_assert_eq!(pam.prompts, 0);
+            }
+        }
+    }
+}

@@ -136,7 +136,20 @@ impl ServiceDir {
             cmd.arg("-I").arg(format!("rhost={rhost}"));
         }
         cmd.args([service, user, "authenticate"]);
-        PamResult(crate::run_with_stdin(&mut cmd, stdin.as_bytes()))
+        // pam_wrapper names its private directory after `pid % 70`, and an exiting process
+        // removes it while another may still use it: pam_start then fails before any module is
+        // loaded. That is the harness, not a decision, so try again.
+        let mut out = crate::run_with_stdin(&mut cmd, stdin.as_bytes());
+        for _ in 0..5 {
+            let harness_failed = out.status.code() == Some(1)
+                && String::from_utf8_lossy(&out.stderr)
+                    .contains("pamtester: Initialization failure");
+            if !harness_failed {
+                break;
+            }
+            out = crate::run_with_stdin(&mut cmd, stdin.as_bytes());
+        }
+        PamResult(out)
     }
 }
 
