@@ -10,6 +10,7 @@ PACKAGES=(
   postfix swaks                             # SMTP AUTH through Dovecot SASL
   dpkg-dev lintian man-db fail2ban          # building and checking the .deb, man pages, filter
   sqlite3 python3 ca-certificates
+  chromium chromium-driver                  # the self-service page in a real browser
 )
 
 missing=()
@@ -30,7 +31,8 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # The packaged Dovecot may have been started by its postinst; it would hold ports 143/993.
-for svc in dovecot postfix; do
+# (Tests start their own PostgreSQL clusters; the packaged one is not used.)
+for svc in dovecot postfix postgresql; do
   if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
     systemctl stop "$svc" || true
   fi

@@ -77,6 +77,26 @@ pub enum Command {
         #[arg(long, value_name = "SERVICE")]
         service: Option<String>,
     },
+    /// Copy every app password from an SQLite file into PostgreSQL (hashes stay hashes; the
+    /// passwords themselves were never stored). Refuses a target that already has app
+    /// passwords unless --force is given.
+    Migrate {
+        /// The SQLite database to copy from.
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// The PostgreSQL database to copy into, as postgresql://USER@HOST/DBNAME (default:
+        /// `database` of the config).
+        #[arg(long, value_name = "URL")]
+        to: Option<String>,
+        /// File holding the PostgreSQL password (default: `database_password_file` of the
+        /// config, when the target is the config's database).
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+        /// Copy into a database that already has app passwords: add those whose user does
+        /// not have that label yet, skip the others (running it twice changes nothing).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[cfg(test)]
@@ -103,6 +123,19 @@ mod tests {
         assert!(Cli::try_parse_from(["apppw", "revoke", "alice"]).is_err());
         assert!(Cli::try_parse_from(["apppw", "revoke", "alice", "x", "--all"]).is_err());
         assert!(Cli::try_parse_from(["apppw", "revoke", "alice", "--all"]).is_ok());
+    }
+
+    #[test]
+    fn migrate_needs_a_source() {
+        assert!(Cli::try_parse_from(["apppw", "migrate"]).is_err());
+        let cli = Cli::try_parse_from(["apppw", "migrate", "--from", "/a.db", "--force"]).unwrap();
+        let Command::Migrate {
+            from, to, force, ..
+        } = cli.command
+        else {
+            panic!("not migrate")
+        };
+        assert_eq!((from, to, force), (PathBuf::from("/a.db"), None, true));
     }
 
     #[test]

@@ -7,8 +7,9 @@ use apppw_cli::cli;
 
 use apppw::config::Config;
 use apppw::hash::Argon2Kdf;
+use apppw::issue;
 use apppw::secret;
-use apppw::store::{Credential, LazyStore, NewCredential, Store, StoreError};
+use apppw::store::{Credential, Database, LazyStore, PgTarget, Store, StoreError};
 use apppw::timefmt::{parse_expiry, rfc3339};
 use apppw::verify::{Decision, Record, Request, verify};
 use clap::Parser;
@@ -33,6 +34,7 @@ macro_rules! failure_from {
 }
 failure_from!(
     String,
+    apppw::issue::CreateError,
     apppw::config::ConfigError,
     StoreError,
     apppw::hash::HashError,
@@ -106,47 +108,81 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Verify { user, ip, service } => {
             verify_stdin(&config()?, &user, &ip, service.as_deref())
         }
+        Command::Migrate {
+            from,
+            to,
+            password_file,
+            force,
+        } => migrate(&config, &from, to, password_file, force),
     }
 }
 
-fn check_label(label: &str) -> Result<()> {
-    if label.trim().is_empty() {
-        return Err(Failure::msg(
-            "the label is empty: name the device, e.g. \"phone\"",
-        ));
-    }
-    if label.chars().count() > 64 || label.chars().any(char::is_control) {
-        return Err(Failure::msg(
-            "the label must be at most 64 characters without control characters",
-        ));
-    }
-    Ok(())
-}
-
-fn check_services(services: Option<Vec<String>>) -> Result<Option<Vec<String>>> {
-    let Some(list) = services else {
-        return Ok(None);
+/// `apppw migrate`: copies every row (hashes, tags, last use) from an SQLite file into
+/// PostgreSQL in one transaction.
+fn migrate(
+    config: &dyn Fn() -> std::result::Result<Config, apppw::config::ConfigError>,
+    from: &std::path::Path,
+    to: Option<String>,
+    password_file: Option<std::path::PathBuf>,
+    force: bool,
+) -> Result<ExitCode> {
+    let target = match to {
+        Some(url) => {
+            if !Database::is_url(&url) {
+                return Err(Failure::msg(
+                    "--to must be a PostgreSQL URL such as postgresql://apppw@db.example.org/apppw",
+                ));
+            }
+            Database::check_url(&url).map_err(|m| Failure::msg(format!("--to {m}")))?;
+            // The config's password file belongs to the config's database only.
+            let password_file = password_file.or_else(|| match config().ok()?.database {
+                Database::Postgres(t) if t.url == url => t.password_file,
+                _ => None,
+            });
+            PgTarget { url, password_file }
+        }
+        None => match config()?.database {
+            Database::Postgres(mut t) => {
+                if password_file.is_some() {
+                    t.password_file = password_file;
+                }
+                t
+            }
+            Database::Sqlite(_) => {
+                return Err(Failure::msg(
+                    "the config's database is an SQLite file: name the PostgreSQL database \
+                     with --to postgresql://USER@HOST/DBNAME",
+                ));
+            }
+        },
     };
-    let mut out: Vec<String> = Vec::new();
-    for s in list {
-        let s = s.trim().to_ascii_lowercase();
-        let ok = !s.is_empty()
-            && s.len() <= 32
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !ok {
-            return Err(Failure::msg(format!(
-                "invalid service {s:?}: use names like imap, pop3, smtp, sieve, separated by commas"
-            )));
-        }
-        if !out.contains(&s) {
-            out.push(s);
-        }
+    let source = Store::open_read_only(from)?;
+    warn_about(&source);
+    let rows = source.export()?;
+    let mut dest = Store::open_for_admin(&Database::Postgres(target.clone()))?;
+    let existing = dest.count()?;
+    if existing > 0 && !force {
+        return Err(Failure::msg(format!(
+            "{} already has {existing} app passwords; nothing copied (run again with --force \
+             to add only those whose user does not have that label yet)",
+            target.url
+        )));
     }
-    if out.is_empty() {
-        return Err(Failure::msg("--services needs at least one service name"));
+    let done = dest.import(&rows)?;
+    say!(
+        "copied {} of {} app passwords from {} to {}",
+        done.copied,
+        rows.len(),
+        from.display(),
+        target.url
+    );
+    if done.skipped > 0 {
+        say!(
+            "skipped {}: their user already has an app password with that label",
+            done.skipped
+        );
     }
-    Ok(Some(out))
+    Ok(ExitCode::SUCCESS)
 }
 
 fn create(
@@ -159,38 +195,37 @@ fn create(
 ) -> Result<ExitCode> {
     apppw::input::check_user(user)
         .map_err(|e| Failure::msg(format!("invalid user name ({})", e.code())))?;
-    check_label(label)?;
-    let services = check_services(services)?;
+    match issue::check_label(label) {
+        Ok(()) => {}
+        Err(issue::LabelError::Empty) => {
+            return Err(Failure::msg(
+                "the label is empty: name the device, e.g. \"phone\"",
+            ));
+        }
+        Err(issue::LabelError::Invalid) => {
+            return Err(Failure::msg(
+                "the label must be at most 64 characters without control characters",
+            ));
+        }
+    }
+    let services = services
+        .map(|list| issue::normalise_services(&list))
+        .transpose()
+        .map_err(|e| Failure::msg(format!("--services: {e}")))?;
     let now = apppw::now();
     let expires_at = expires.map(|e| parse_expiry(e, now)).transpose()?;
     let mut store = open_for_admin(config)?;
-    let mut kdf = Argon2Kdf::new();
-
-    // A new tag collides with one of the user's other tags with probability n / 26^4; retry.
-    for _ in 0..8 {
-        let password = secret::generate()?;
-        let hash = kdf.hash_new(config.argon2, password.as_bytes())?;
-        let created = store.create(&NewCredential {
-            user,
-            label,
-            tag: password.tag(),
-            hash: &hash,
-            created_at: now,
-            expires_at,
-            services: services.as_deref(),
-        });
-        match created {
-            Ok(cred) => {
-                print_created(&cred, &password, as_json)?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            Err(StoreError::TagCollision) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(Failure::msg(
-        "could not find a free lookup tag after 8 tries; try again",
-    ))
+    let (cred, password) = issue::create(
+        config,
+        &mut store,
+        user,
+        label,
+        expires_at,
+        services.as_deref(),
+        now,
+    )?;
+    print_created(&cred, &password, as_json)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_created(cred: &Credential, password: &secret::AppPassword, as_json: bool) -> Result<()> {

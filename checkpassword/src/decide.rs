@@ -464,6 +464,6 @@ mod tests {
                 Some(Exit::UnknownUser)
             );
         }
-        assert!(Path::new(&w.config.database).exists());
+        assert!(Path::new(w.config.database.sqlite_path().unwrap()).exists());
     }
 }

@@ -10,6 +10,8 @@
 #![deny(unsafe_code)]
 
 mod decide;
+#[cfg(test)]
+mod proptests;
 mod protocol;
 mod sys;
 

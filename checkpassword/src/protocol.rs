@@ -288,3 +288,146 @@ mod tests {
         assert_eq!(env(&[]), CallEnv::default());
     }
 }
+
+/// Properties of the fd 3 reader and parser and of the argument parser, over generated input.
+/// More cases: `PROPTEST_CASES=100000 cargo test --release -p apppw-checkpassword`.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    /// Hands out `data` in chunks of the given sizes, with `Interrupted` now and then, like a
+    /// pipe written to in pieces.
+    struct Chunked<'a> {
+        data: &'a [u8],
+        sizes: Vec<usize>,
+        calls: usize,
+        interrupt: bool,
+    }
+
+    impl Read for Chunked<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.calls += 1;
+            if self.interrupt && self.calls % 3 == 0 {
+                return Err(std::io::ErrorKind::Interrupted.into());
+            }
+            let want = self.sizes[self.calls % self.sizes.len()];
+            let n = want.min(buf.len()).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    /// Bytes with many NULs, so that every shape of `user\0password\0...` comes up.
+    fn nul_heavy(max: usize) -> impl Strategy<Value = Vec<u8>> {
+        vec(
+            prop_oneof![3 => Just(0u8), 3 => b'a'..=b'z', 1 => any::<u8>()],
+            0..max,
+        )
+    }
+
+    fn no_nul(min: usize, max: usize) -> impl Strategy<Value = Vec<u8>> {
+        vec(1u8..=255, min..max)
+    }
+
+    proptest! {
+        #[test]
+        fn read_input_returns_exactly_what_was_sent_up_to_512_bytes(
+            data in vec(any::<u8>(), 0..1100),
+            sizes in vec(1usize..700, 1..6),
+            interrupt: bool,
+        ) {
+            let source = Chunked { data: &data, sizes, calls: 0, interrupt };
+            match read_input(source) {
+                Ok(buf) => {
+                    prop_assert!(data.len() <= MAX_INPUT);
+                    prop_assert_eq!(&buf[..], &data[..]);
+                }
+                Err(InputError::TooLong) => prop_assert!(data.len() > MAX_INPUT),
+                Err(e) => prop_assert!(false, "unexpected {e}"),
+            }
+        }
+
+        #[test]
+        fn parse_input_yields_clean_fields_or_an_error(
+            buf in prop_oneof![nul_heavy(600), vec(any::<u8>(), 0..600)],
+        ) {
+            let nuls = buf.iter().filter(|&&b| b == 0).count();
+            match parse_input(&buf) {
+                Ok(c) => {
+                    prop_assert!(!c.user.is_empty());
+                    prop_assert!(!c.user.contains(&0) && !c.password.contains(&0));
+                    let mut prefix = c.user.to_vec();
+                    prefix.push(0);
+                    prefix.extend_from_slice(c.password);
+                    prefix.push(0);
+                    prop_assert!(buf.starts_with(&prefix));
+                }
+                // Exactly the inputs without two terminated fields or with an empty user.
+                Err(InputError::Malformed(_)) => prop_assert!(nuls < 2 || buf[0] == 0),
+                Err(e) => prop_assert!(false, "unexpected {e}"),
+            }
+        }
+
+        #[test]
+        fn every_well_formed_input_is_parsed_back(
+            user in no_nul(1, 100),
+            password in no_nul(0, 200),
+            rest in vec(any::<u8>(), 0..100),
+        ) {
+            let buf = [&user[..], b"\0", &password, b"\0", &rest].concat();
+            let c = parse_input(&buf).unwrap();
+            prop_assert_eq!(c.user, &user[..]);
+            prop_assert_eq!(c.password, &password[..]);
+        }
+
+        #[test]
+        fn what_is_read_and_parsed_fits_in_512_bytes(buf in nul_heavy(700)) {
+            if let Ok(read) = read_input(&buf[..]) {
+                if let Ok(c) = parse_input(&read) {
+                    prop_assert!(c.user.len() + c.password.len() + 2 <= MAX_INPUT);
+                }
+            }
+        }
+
+        #[test]
+        fn arguments_end_with_the_reply_program_and_its_arguments(
+            args in vec(
+                prop_oneof![
+                    Just("--config".to_owned()),
+                    Just("-c".to_owned()),
+                    Just("--".to_owned()),
+                    Just("--config=/etc/apppw/apppw.toml".to_owned()),
+                    Just("--help".to_owned()),
+                    Just("-".to_owned()),
+                    "-[a-zA-Z-]{1,8}",
+                    "[a-z/]{1,12}",
+                    "\\PC{0,12}",
+                ],
+                0..8,
+            )
+        ) {
+            let parsed = parse_args(args.iter().map(OsString::from));
+            if let Ok(Args::Run { reply, reply_args, config }) = parsed {
+                let n = reply_args.len() + 1;
+                prop_assert!(args.len() >= n);
+                let tail: Vec<OsString> = args[args.len() - n..].iter().map(OsString::from).collect();
+                prop_assert_eq!(&tail[0], &reply);
+                prop_assert_eq!(&tail[1..], &reply_args[..]);
+                // Options come only before the reply program; one that looks like an option
+                // is the reply program only after `--`.
+                let before = &args[..args.len() - n];
+                let text = reply.to_string_lossy();
+                prop_assert!(
+                    !text.starts_with('-') || text == "-" || before.last().is_some_and(|a| a == "--")
+                );
+                prop_assert_eq!(
+                    config.is_some(),
+                    before.iter().any(|a| a == "--config" || a == "-c" || a.starts_with("--config="))
+                );
+            }
+        }
+    }
+}

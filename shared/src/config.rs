@@ -7,6 +7,7 @@
 
 use crate::hash::Params;
 use crate::network::{NetworkPolicy, canonical_net};
+use crate::store::{Database, PgTarget};
 use ipnet::IpNet;
 use serde::Deserialize;
 use std::fmt;
@@ -27,8 +28,9 @@ const MAX_CONFIG_BYTES: u64 = 1 << 20;
 pub struct Config {
     /// The file it was read from.
     pub path: PathBuf,
-    /// SQLite database (relative paths are relative to the config file's directory).
-    pub database: PathBuf,
+    /// The SQLite file (relative paths are relative to the config file's directory), or the
+    /// PostgreSQL database with its `database_password_file`.
+    pub database: Database,
     /// Campus and except networks.
     pub network: NetworkPolicy,
     /// PAM service used by the checkpassword backend for the normal password on campus.
@@ -129,6 +131,7 @@ impl fmt::Display for Located {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     database: Option<Spanned<String>>,
+    database_password_file: Option<Spanned<String>>,
     #[serde(default)]
     network: RawNetwork,
     #[serde(default)]
@@ -233,20 +236,48 @@ impl Config {
             at(span, key.as_deref(), first_line(e.message()))
         })?;
 
+        let relative = |p: PathBuf| {
+            if p.is_relative() {
+                path.parent().unwrap_or(Path::new(".")).join(p)
+            } else {
+                p
+            }
+        };
         let database = match raw.database {
+            Some(db) if Database::is_url(db.get_ref()) => {
+                Database::check_url(db.get_ref())
+                    .map_err(|m| at(Some(db.span()), Some("database"), m))?;
+                let password_file = match &raw.database_password_file {
+                    Some(f) if f.get_ref().is_empty() => {
+                        return Err(at(
+                            Some(f.span()),
+                            Some("database_password_file"),
+                            "is empty".into(),
+                        ));
+                    }
+                    Some(f) => Some(relative(PathBuf::from(f.get_ref()))),
+                    None => None,
+                };
+                Database::Postgres(PgTarget {
+                    url: db.get_ref().clone(),
+                    password_file,
+                })
+            }
             Some(db) => {
                 if db.get_ref().is_empty() {
                     return Err(at(Some(db.span()), Some("database"), "is empty".into()));
                 }
-                let p = PathBuf::from(db.get_ref());
-                if p.is_relative() {
-                    path.parent().unwrap_or(Path::new(".")).join(p)
-                } else {
-                    p
-                }
+                Database::Sqlite(relative(PathBuf::from(db.get_ref())))
             }
-            None => PathBuf::from(DEFAULT_DATABASE),
+            None => Database::Sqlite(PathBuf::from(DEFAULT_DATABASE)),
         };
+        if let (Database::Sqlite(_), Some(f)) = (&database, &raw.database_password_file) {
+            return Err(at(
+                Some(f.span()),
+                Some("database_password_file"),
+                "only applies to a PostgreSQL database (database = \"postgresql://...\")".into(),
+            ));
+        }
 
         let parse_nets = |list: &[Spanned<String>], key: &str| -> Result<Vec<IpNet>, ConfigError> {
             list.iter()
@@ -440,7 +471,10 @@ parallelism = 1
     #[test]
     fn parses_the_documented_example() {
         let c = parse(FULL).unwrap();
-        assert_eq!(c.database, PathBuf::from("/var/lib/apppw/apppw.db"));
+        assert_eq!(
+            c.database,
+            Database::Sqlite(PathBuf::from("/var/lib/apppw/apppw.db"))
+        );
         assert_eq!(c.primary_pam_service.as_deref(), Some("apppw-primary"));
         assert_eq!(c.network.campus().len(), 2);
         assert_eq!(c.argon2, Params::default());
@@ -452,7 +486,10 @@ parallelism = 1
     #[test]
     fn empty_file_means_no_campus_and_defaults() {
         let c = parse("").unwrap();
-        assert_eq!(c.database, PathBuf::from(DEFAULT_DATABASE));
+        assert_eq!(
+            c.database,
+            Database::Sqlite(PathBuf::from(DEFAULT_DATABASE))
+        );
         assert!(!c.network.locate(Some("192.0.2.1")).is_campus());
         assert_eq!(c.primary_pam_service, None);
     }
@@ -460,7 +497,53 @@ parallelism = 1
     #[test]
     fn relative_database_is_relative_to_the_config() {
         let c = Config::parse(Path::new("/srv/x/apppw.toml"), "database = \"a.db\"").unwrap();
-        assert_eq!(c.database, PathBuf::from("/srv/x/a.db"));
+        assert_eq!(c.database, Database::Sqlite(PathBuf::from("/srv/x/a.db")));
+    }
+
+    #[test]
+    fn postgresql_database_and_password_file() {
+        let c = Config::parse(
+            Path::new("/etc/apppw/apppw.toml"),
+            "database = \"postgresql://apppw@db.example.org:5432/apppw?connect_timeout=2\"\n\
+             database_password_file = \"db-password\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.database,
+            Database::Postgres(PgTarget {
+                url: "postgresql://apppw@db.example.org:5432/apppw?connect_timeout=2".into(),
+                password_file: Some(PathBuf::from("/etc/apppw/db-password")),
+            })
+        );
+        let c = parse("database = \"postgres:///apppw?host=/var/run/postgresql\"\n").unwrap();
+        assert!(matches!(
+            c.database,
+            Database::Postgres(PgTarget {
+                password_file: None,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn postgresql_mistakes_are_located() {
+        let e = err("database = \"/x.db\"\ndatabase_password_file = \"/etc/apppw/pw\"\n");
+        assert!(
+            e.contains("line 2") && e.contains("database_password_file"),
+            "{e}"
+        );
+        let e = err("\ndatabase = \"postgresql://apppw:s3cret@db/apppw\"\n");
+        assert!(e.contains("line 2") && e.contains("key `database`"), "{e}");
+        assert!(e.contains("database_password_file"), "{e}");
+        assert!(!e.contains("s3cret"), "{e}");
+        #[cfg(feature = "postgres")]
+        {
+            let e = err("database = \"postgresql://db/apppw?connect_timeout=soon\"\n");
+            assert!(
+                e.contains("line 1") && e.contains("not a valid PostgreSQL URL"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! - [`secret`]: the app-password format (generate, normalise, print);
 //! - [`hash`]: Argon2id, PHC strings, the reusable memory buffer;
 //! - [`store`]: the SQLite database and its migrations;
+//! - [`issue`]: creating an app password (validation, generation, hashing, insertion);
 //! - [`verify`]: **why a login was accepted or refused** — the one decision;
 //! - [`audit`]: the syslog line written for each decision.
 #![deny(unsafe_code)] // allowed only in `hugemem`
@@ -18,6 +19,7 @@ pub mod config;
 pub mod hash;
 pub mod hugemem;
 pub mod input;
+pub mod issue;
 pub mod network;
 pub mod secret;
 pub mod store;

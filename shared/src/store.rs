@@ -1,30 +1,30 @@
-//! The SQLite database of app passwords.
+//! Where app passwords are stored: an SQLite file (the default) or a PostgreSQL database
+//! shared by several mail servers (`database = "postgresql://..."`), behind one interface.
 //!
-//! - The admin CLI creates the file on first write (mode 0660: the group of the Dovecot auth
-//!   user records last use and failure counters; SQLite gives `-wal`/`-shm` the same mode) and applies versioned migrations (`PRAGMA user_version`), in WAL mode so that logins
-//!   read while the CLI writes.
+//! - The admin CLI creates the database (SQLite: the file, mode 0660; PostgreSQL: the tables)
+//!   and applies versioned migrations ([`SCHEMA_VERSION`]).
 //! - Front-ends open an **existing** database only ([`Store::open_for_login`]); a missing,
-//!   unreadable, corrupt or wrong-version database is an error, which the verification turns
-//!   into "temporarily unavailable", never "accepted".
-//! - A login runs one indexed query on `(user, tag)`; the last-used update after a success uses
-//!   a short busy timeout and is skipped on failure, so it never blocks or fails a login.
+//!   unreadable, unreachable, corrupt or wrong-version database is an error, which the
+//!   verification turns into "temporarily unavailable", never "accepted".
+//! - A login runs one indexed query on `(user, tag)`; the last-used and failure-counter
+//!   updates use short lock timeouts and are skipped on failure, so they never block or fail
+//!   a login.
+//!
+//! The backends live in `store/sqlite.rs` and `store/postgres.rs` (cargo feature `postgres`,
+//! on by default).
 
 use crate::config::Lockout;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-/// Schema version written to `PRAGMA user_version`.
+#[cfg(feature = "postgres")]
+mod postgres;
+mod sqlite;
+
+/// Schema version (`PRAGMA user_version` in SQLite, table `apppw_schema` in PostgreSQL).
 pub const SCHEMA_VERSION: i64 = 1;
 
-/// How long a login waits for a lock (e.g. a WAL checkpoint) before giving up.
-const LOGIN_BUSY_TIMEOUT: Duration = Duration::from_secs(3);
-/// How long a last-used update may wait: it must never hold up a login.
-const RECORD_BUSY_TIMEOUT: Duration = Duration::from_millis(100);
-/// How long the CLI waits for other writers.
-const ADMIN_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-
-const MIGRATIONS: &[&str] = &[
+const MIGRATIONS_SQLITE: &[&str] = &[
     // 1: initial schema.
     "CREATE TABLE app_passwords (
         id                INTEGER PRIMARY KEY,
@@ -56,17 +56,101 @@ const MIGRATIONS: &[&str] = &[
 /// The `client` value of the per-user counter in the `failures` table.
 const ALL_CLIENTS: &str = "*";
 
+/// The `database` of the config: an SQLite file or a PostgreSQL URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// An SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database.
+    Postgres(PgTarget),
+}
+
+/// A PostgreSQL database: `postgresql://user@host:5432/dbname?connect_timeout=2` (never with a
+/// password in it) and the file holding the password, if the server asks for one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgTarget {
+    /// The URL.
+    pub url: String,
+    /// `database_password_file`: read at each connect, refused when every user may read it.
+    pub password_file: Option<PathBuf>,
+}
+
+impl Database {
+    /// Is `text` a PostgreSQL URL rather than a file name?
+    #[must_use]
+    pub fn is_url(text: &str) -> bool {
+        text.starts_with("postgresql://") || text.starts_with("postgres://")
+    }
+
+    /// What can be checked about a PostgreSQL URL without connecting (a parse error, a
+    /// password in it). The message never repeats the URL.
+    pub fn check_url(url: &str) -> Result<(), String> {
+        #[cfg(feature = "postgres")]
+        {
+            postgres::check_url(url)
+        }
+        #[cfg(not(feature = "postgres"))]
+        {
+            let _ = url;
+            Ok(())
+        }
+    }
+
+    /// The SQLite file, if this is one.
+    #[must_use]
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        match self {
+            Database::Sqlite(p) => Some(p),
+            Database::Postgres(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Database::Sqlite(p) => write!(f, "{}", p.display()),
+            Database::Postgres(t) => f.write_str(&t.url),
+        }
+    }
+}
+
+/// Anything that names a database: a [`Database`], or a path (an SQLite file).
+pub trait AsDatabase {
+    /// The database named.
+    fn as_database(&self) -> Database;
+}
+
+impl AsDatabase for Database {
+    fn as_database(&self) -> Database {
+        self.clone()
+    }
+}
+
+impl AsDatabase for Path {
+    fn as_database(&self) -> Database {
+        Database::Sqlite(self.to_path_buf())
+    }
+}
+
+impl AsDatabase for PathBuf {
+    fn as_database(&self) -> Database {
+        Database::Sqlite(self.clone())
+    }
+}
+
 /// A storage failure. Every variant means "cannot decide", never "accepted".
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The database file does not exist (front-ends never create it).
+    /// The database file does not exist, or the PostgreSQL database has no apppw tables
+    /// (front-ends never create them).
     #[error(
-        "database {0} does not exist; create the first app password with `apppw create`, \
-         or fix `database` in the config"
+        "database {} does not exist; create the first app password with `apppw create`, \
+         or fix `database` in the config", .0.display()
     )]
     Missing(PathBuf),
     /// The file exists but could not be opened or read.
-    #[error("database {path} cannot be used: {source}{hint}")]
+    #[error("database {path} cannot be used: {source}{hint}", path = path.display())]
     Open {
         /// The file.
         path: PathBuf,
@@ -75,17 +159,48 @@ pub enum StoreError {
         /// What to do about it.
         hint: &'static str,
     },
-    /// The file is not an apppw database of a version this program understands.
-    #[error("database {path} has schema version {found}, this program understands {SCHEMA_VERSION}{hint}", hint = if *found > SCHEMA_VERSION { "; upgrade apppw" } else { "; is it an apppw database?" })]
+    /// The database is not an apppw database of a version this program understands.
+    #[error("database {} has schema version {found}, this program understands {SCHEMA_VERSION}{hint}", path.display(), hint = if *found > SCHEMA_VERSION { "; upgrade apppw" } else { "; is it an apppw database?" })]
     Schema {
-        /// The file.
+        /// The file (or PostgreSQL URL).
         path: PathBuf,
-        /// `PRAGMA user_version` of the file.
+        /// The version found.
         found: i64,
     },
-    /// A query failed.
+    /// An SQLite query failed.
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The PostgreSQL server could not be reached or refused the connection.
+    #[error(
+        "database {database} is not reachable: {message} (is PostgreSQL running, does it \
+         accept this host and user, and is `database_password_file` right?)"
+    )]
+    Unavailable {
+        /// The URL (never with a password).
+        database: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A PostgreSQL query failed.
+    #[error("database error: {0}")]
+    Postgres(String),
+    /// `database_password_file` cannot be used.
+    #[error("database password file {} {problem}", path.display())]
+    PasswordFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A PostgreSQL URL, but this build has no PostgreSQL support.
+    #[error(
+        "database {0} is PostgreSQL, but this build of apppw was made without PostgreSQL \
+         support (cargo feature `postgres`)"
+    )]
+    NoPostgres(String),
+    /// An operation this backend does not offer.
+    #[error("{0}")]
+    Unsupported(&'static str),
     /// `create` with a label the user already has.
     #[error(
         "user {user} already has an app password labelled {label:?}; choose another label or revoke the old one"
@@ -98,17 +213,14 @@ pub enum StoreError {
     },
     /// The file (or its directory) is writable by everyone: anyone could add credentials.
     #[error(
-        "database {0} or its directory is writable by every user, so anyone could add an app \
-         password; refusing to use it (fix with chmod o-w)"
+        "database {} or its directory is writable by every user, so anyone could add an app \
+         password; refusing to use it (fix with chmod o-w)", .0.display()
     )]
     Insecure(PathBuf),
     /// The random lookup tag collided with another of the user's credentials.
     #[error("lookup tag collision; try again")]
     TagCollision,
 }
-
-const PERMISSION_HINT: &str = " (check that this user can read the file and write its directory: \
-     SQLite in WAL mode needs the -wal and -shm files next to it)";
 
 /// What a login needs about one stored credential.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,6 +260,26 @@ pub struct Credential {
     pub last_used_service: Option<String>,
 }
 
+/// A whole stored row, as copied by `apppw migrate`: the hash stays a hash.
+#[derive(Clone)]
+pub struct StoredCredential {
+    /// Everything listed.
+    pub credential: Credential,
+    /// Lookup tag.
+    pub tag: String,
+    /// PHC string.
+    pub hash: String,
+}
+
+/// What [`Store::import`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Imported {
+    /// Rows inserted.
+    pub copied: usize,
+    /// Rows left out because the user already had that label (or tag).
+    pub skipped: usize,
+}
+
 /// A credential to insert.
 #[derive(Debug, Clone)]
 pub struct NewCredential<'a> {
@@ -165,6 +297,22 @@ pub struct NewCredential<'a> {
     pub expires_at: Option<i64>,
     /// Allowed services; `None` = all.
     pub services: Option<&'a [String]>,
+}
+
+impl NewCredential<'_> {
+    fn created(&self, id: i64) -> Credential {
+        Credential {
+            id,
+            user: self.user.to_owned(),
+            label: self.label.to_owned(),
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            services: self.services.map(<[String]>::to_vec),
+            last_used_at: None,
+            last_used_ip: None,
+            last_used_service: None,
+        }
+    }
 }
 
 /// Where a login looks up credentials. Implemented by [`Store`] and by test doubles.
@@ -204,9 +352,26 @@ pub trait CredentialSource {
     ) -> Result<(), StoreError>;
 }
 
+enum Backend {
+    Sqlite(sqlite::Sqlite),
+    #[cfg(feature = "postgres")]
+    Postgres(postgres::Postgres),
+}
+
+/// Runs the same method on whichever backend is open.
+macro_rules! on_backend {
+    ($backend:expr, $b:ident => $body:expr) => {
+        match $backend {
+            Backend::Sqlite($b) => $body,
+            #[cfg(feature = "postgres")]
+            Backend::Postgres($b) => $body,
+        }
+    };
+}
+
 /// An open database.
 pub struct Store {
-    conn: Connection,
+    backend: Backend,
     path: PathBuf,
     warning: Option<String>,
 }
@@ -241,80 +406,60 @@ pub fn check_permissions(path: &Path) -> Result<Option<String>, StoreError> {
     }))
 }
 
-fn open_error(path: &Path, source: rusqlite::Error) -> StoreError {
-    StoreError::Open {
-        path: path.to_path_buf(),
-        source,
-        hint: PERMISSION_HINT,
-    }
+#[derive(Clone, Copy)]
+enum Purpose {
+    Login,
+    Admin,
+    ReadOnly,
 }
 
 impl Store {
-    /// Opens an existing database for logins. Never creates anything.
-    pub fn open_for_login(path: &Path) -> Result<Store, StoreError> {
-        if !path.exists() {
-            return Err(StoreError::Missing(path.to_path_buf()));
+    fn open(db: &Database, purpose: Purpose) -> Result<Store, StoreError> {
+        match db {
+            Database::Sqlite(path) => {
+                let (conn, warning) = match purpose {
+                    Purpose::Login => sqlite::Sqlite::open_for_login(path)?,
+                    Purpose::Admin => sqlite::Sqlite::open_for_admin(path)?,
+                    Purpose::ReadOnly => sqlite::Sqlite::open_read_only(path)?,
+                };
+                Ok(Store {
+                    backend: Backend::Sqlite(conn),
+                    path: path.clone(),
+                    warning,
+                })
+            }
+            #[cfg(feature = "postgres")]
+            Database::Postgres(target) => {
+                let client = match purpose {
+                    Purpose::Login => postgres::Postgres::open_for_login(target)?,
+                    Purpose::Admin => postgres::Postgres::open_for_admin(target)?,
+                    Purpose::ReadOnly => postgres::Postgres::open_read_only(target)?,
+                };
+                Ok(Store {
+                    path: PathBuf::from(client.name()),
+                    backend: Backend::Postgres(client),
+                    warning: None,
+                })
+            }
+            #[cfg(not(feature = "postgres"))]
+            Database::Postgres(target) => Err(StoreError::NoPostgres(target.url.clone())),
         }
-        // READ_WRITE without CREATE: SQLite falls back to read-only when the file is not
-        // writable, which still allows logins (last-used updates are then skipped).
-        let warning = check_permissions(path)?;
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
-        conn.busy_timeout(LOGIN_BUSY_TIMEOUT)
-            .map_err(|e| open_error(path, e))?;
-        let store = Store {
-            conn,
-            path: path.to_path_buf(),
-            warning,
-        };
-        store.check_schema()?;
-        Ok(store)
     }
 
-    /// Opens the database for the admin CLI, creating it (mode 0660) and migrating as needed.
-    pub fn open_for_admin(path: &Path) -> Result<Store, StoreError> {
-        if !path.exists() {
-            create_private_file(path).map_err(|e| StoreError::Open {
-                path: path.to_path_buf(),
-                source: rusqlite::Error::InvalidPath(PathBuf::from(e.to_string())),
-                hint: " (does the directory exist and is it writable by this user?)",
-            })?;
-        }
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| open_error(path, e))?;
-        conn.busy_timeout(ADMIN_BUSY_TIMEOUT)
-            .map_err(|e| open_error(path, e))?;
-        let mut store = Store {
-            conn,
-            path: path.to_path_buf(),
-            warning: check_permissions(path)?,
-        };
-        store.migrate()?;
-        Ok(store)
+    /// Opens an existing database for logins. Never creates anything.
+    pub fn open_for_login(db: &(impl AsDatabase + ?Sized)) -> Result<Store, StoreError> {
+        Self::open(&db.as_database(), Purpose::Login)
+    }
+
+    /// Opens the database for the admin CLI, creating it (an SQLite file: mode 0660) and
+    /// migrating as needed.
+    pub fn open_for_admin(db: &(impl AsDatabase + ?Sized)) -> Result<Store, StoreError> {
+        Self::open(&db.as_database(), Purpose::Admin)
     }
 
     /// Opens an existing database read-only for the CLI's read commands (list, verify).
-    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
-        if !path.exists() {
-            return Err(StoreError::Missing(path.to_path_buf()));
-        }
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| open_error(path, e))?;
-        conn.busy_timeout(LOGIN_BUSY_TIMEOUT)
-            .map_err(|e| open_error(path, e))?;
-        let store = Store {
-            conn,
-            path: path.to_path_buf(),
-            warning: check_permissions(path)?,
-        };
-        store.check_schema()?;
-        Ok(store)
+    pub fn open_read_only(db: &(impl AsDatabase + ?Sized)) -> Result<Store, StoreError> {
+        Self::open(&db.as_database(), Purpose::ReadOnly)
     }
 
     /// A problem worth telling the admin about (e.g. a world-readable file), found at open.
@@ -323,213 +468,71 @@ impl Store {
         self.warning.as_deref()
     }
 
-    /// The database file.
+    /// The database file, or for PostgreSQL its URL (without a password): for messages.
     #[must_use]
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    fn user_version(&self) -> Result<i64, StoreError> {
-        self.conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(|e| open_error(&self.path, e))
-    }
-
-    fn check_schema(&self) -> Result<(), StoreError> {
-        let found = self.user_version()?;
-        if found != SCHEMA_VERSION {
-            return Err(StoreError::Schema {
-                path: self.path.clone(),
-                found,
-            });
-        }
-        Ok(())
-    }
-
-    fn migrate(&mut self) -> Result<(), StoreError> {
-        let found = self.user_version()?;
-        let latest = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
-        if found > latest {
-            return Err(StoreError::Schema {
-                path: self.path.clone(),
-                found,
-            });
-        }
-        if found == latest {
-            return Ok(());
-        }
-        // WAL lets logins read while the CLI writes; it is a property of the file.
-        self.conn
-            .pragma_update(None, "journal_mode", "WAL")
-            .map_err(|e| open_error(&self.path, e))?;
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        // Re-read inside the write lock: another CLI may have migrated meanwhile.
-        let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        for (i, sql) in MIGRATIONS
-            .iter()
-            .enumerate()
-            .skip(usize::try_from(found).unwrap_or(0))
-        {
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", i64::try_from(i + 1).unwrap_or(0))?;
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
     /// Does `user` have at least one app password (for checkpassword's lookup mode)?
     pub fn user_exists(&self, user: &str) -> Result<bool, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT 1 FROM app_passwords WHERE user = ?1 LIMIT 1")?;
-        Ok(stmt.exists(params![user])?)
+        on_backend!(&self.backend, b => b.user_exists(user))
     }
 
     /// Inserts a credential in one transaction.
     pub fn create(&mut self, new: &NewCredential<'_>) -> Result<Credential, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let exists: bool = tx
-            .prepare("SELECT 1 FROM app_passwords WHERE user = ?1 AND label = ?2")?
-            .exists(params![new.user, new.label])?;
-        if exists {
-            return Err(StoreError::DuplicateLabel {
-                user: new.user.to_owned(),
-                label: new.label.to_owned(),
-            });
-        }
-        let tag_taken: bool = tx
-            .prepare("SELECT 1 FROM app_passwords WHERE user = ?1 AND tag = ?2")?
-            .exists(params![new.user, new.tag])?;
-        if tag_taken {
-            return Err(StoreError::TagCollision);
-        }
-        let services = new.services.map(|s| s.join(","));
-        tx.execute(
-            "INSERT INTO app_passwords (user, label, tag, hash, created_at, expires_at, services)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                new.user,
-                new.label,
-                new.tag,
-                new.hash,
-                new.created_at,
-                new.expires_at,
-                services
-            ],
-        )?;
-        let id = tx.last_insert_rowid();
-        tx.commit()?;
-        Ok(Credential {
-            id,
-            user: new.user.to_owned(),
-            label: new.label.to_owned(),
-            created_at: new.created_at,
-            expires_at: new.expires_at,
-            services: new.services.map(<[String]>::to_vec),
-            last_used_at: None,
-            last_used_ip: None,
-            last_used_service: None,
-        })
+        on_backend!(&mut self.backend, b => b.create(new))
     }
 
     /// Lists credentials of one user, or of everyone, ordered by user and creation.
     pub fn list(&self, user: Option<&str>) -> Result<Vec<Credential>, StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT id, user, label, created_at, expires_at, services,
-                    last_used_at, last_used_ip, last_used_service
-             FROM app_passwords
-             WHERE ?1 IS NULL OR user = ?1
-             ORDER BY user, created_at, id",
-        )?;
-        let rows = stmt.query_map(params![user], |r| {
-            Ok(Credential {
-                id: r.get(0)?,
-                user: r.get(1)?,
-                label: r.get(2)?,
-                created_at: r.get(3)?,
-                expires_at: r.get(4)?,
-                services: split_services(r.get(5)?),
-                last_used_at: r.get(6)?,
-                last_used_ip: r.get(7)?,
-                last_used_service: r.get(8)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        on_backend!(&self.backend, b => b.list(user))
     }
 
     /// Deletes the credential of `user` with this label, or else with this id. Returns what
     /// was deleted (empty if nothing matched).
     pub fn revoke(&mut self, user: &str, label_or_id: &str) -> Result<Vec<Credential>, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let by_label: Option<i64> = tx
-            .query_row(
-                "SELECT id FROM app_passwords WHERE user = ?1 AND label = ?2",
-                params![user, label_or_id],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let id = match by_label {
-            Some(id) => Some(id),
-            None => match label_or_id.parse::<i64>() {
-                Ok(id) => tx
-                    .query_row(
-                        "SELECT id FROM app_passwords WHERE user = ?1 AND id = ?2",
-                        params![user, id],
-                        |r| r.get(0),
-                    )
-                    .optional()?,
-                Err(_) => None,
-            },
-        };
-        let removed = match id {
-            Some(id) => delete_where(&tx, "id = ?1", params![id])?,
-            None => Vec::new(),
-        };
-        tx.commit()?;
-        Ok(removed)
+        on_backend!(&mut self.backend, b => b.revoke(user, label_or_id))
     }
 
     /// Deletes every credential of `user`. Returns what was deleted.
     pub fn revoke_all(&mut self, user: &str) -> Result<Vec<Credential>, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let removed = delete_where(&tx, "user = ?1", params![user])?;
-        tx.commit()?;
-        Ok(removed)
+        on_backend!(&mut self.backend, b => b.revoke_all(user))
+    }
+
+    /// Every stored row with its tag and hash, for `apppw migrate`.
+    pub fn export(&self) -> Result<Vec<StoredCredential>, StoreError> {
+        on_backend!(&self.backend, b => b.export())
+    }
+
+    /// How many app passwords are stored.
+    pub fn count(&self) -> Result<usize, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(b) => Ok(b.export()?.len()),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(b) => Ok(usize::try_from(b.count()?).unwrap_or(usize::MAX)),
+        }
+    }
+
+    /// Copies rows exported from another store, in one transaction (PostgreSQL only). Into
+    /// an empty store the ids are kept; otherwise rows whose user already has the label are
+    /// skipped and the others get new ids.
+    pub fn import(&mut self, rows: &[StoredCredential]) -> Result<Imported, StoreError> {
+        match &mut self.backend {
+            Backend::Sqlite(_) => Err(StoreError::Unsupported(
+                "copying app passwords into an SQLite database is not supported; \
+                 the target must be PostgreSQL",
+            )),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(b) => b.import(rows),
+        }
     }
 }
 
-fn delete_where(
-    tx: &rusqlite::Transaction<'_>,
-    cond: &str,
-    args: &[&dyn rusqlite::ToSql],
-) -> Result<Vec<Credential>, StoreError> {
-    let mut stmt = tx.prepare(&format!(
-        "DELETE FROM app_passwords WHERE {cond}
-         RETURNING id, user, label, created_at, expires_at, services,
-                   last_used_at, last_used_ip, last_used_service"
-    ))?;
-    let rows = stmt.query_map(args, |r| {
-        Ok(Credential {
-            id: r.get(0)?,
-            user: r.get(1)?,
-            label: r.get(2)?,
-            created_at: r.get(3)?,
-            expires_at: r.get(4)?,
-            services: split_services(r.get(5)?),
-            last_used_at: r.get(6)?,
-            last_used_ip: r.get(7)?,
-            last_used_service: r.get(8)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+/// One failure record in 64 also sweeps expired counters.
+fn sweep_now() -> bool {
+    let mut dice = [0u8; 1];
+    getrandom::fill(&mut dice).is_ok() && dice[0] < 4
 }
 
 fn split_services(raw: Option<String>) -> Option<Vec<String>> {
@@ -547,11 +550,7 @@ impl CredentialSource for Store {
     }
 
     fn locked_out(&mut self, user: &str, client: &str, now: i64) -> Result<bool, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT 1 FROM failures
-             WHERE user = ?1 AND client IN (?2, '*') AND locked_until > ?3",
-        )?;
-        Ok(stmt.exists(params![user, client, now])?)
+        on_backend!(&mut self.backend, b => b.locked_out(user, client, now))
     }
 
     fn record_failure(
@@ -561,68 +560,11 @@ impl CredentialSource for Store {
         now: i64,
         policy: &Lockout,
     ) -> Result<(), StoreError> {
-        if self.conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(true) {
-            return Ok(());
-        }
-        self.conn.busy_timeout(RECORD_BUSY_TIMEOUT)?;
-        let result = (|| -> Result<(), rusqlite::Error> {
-            let tx = self.conn.unchecked_transaction()?;
-            for (who, limit) in [(client, policy.per_client), (ALL_CLIENTS, policy.per_user)] {
-                if limit == 0 {
-                    continue;
-                }
-                // A window that has passed starts again at 1; reaching the limit starts the
-                // cool-down.
-                tx.prepare_cached(
-                    "INSERT INTO failures (user, client, first_at, count) VALUES (?1, ?2, ?3, 1)
-                     ON CONFLICT (user, client) DO UPDATE SET
-                       count = CASE WHEN first_at <= ?3 - ?4 THEN 1 ELSE count + 1 END,
-                       first_at = CASE WHEN first_at <= ?3 - ?4 THEN ?3 ELSE first_at END",
-                )?
-                .execute(params![user, who, now, policy.window_seconds])?;
-                tx.prepare_cached(
-                    "UPDATE failures SET locked_until = ?3 + ?5, count = 0, first_at = ?3
-                     WHERE user = ?1 AND client = ?2 AND count >= ?4",
-                )?
-                .execute(params![
-                    user,
-                    who,
-                    now,
-                    limit,
-                    policy.cooldown_seconds
-                ])?;
-            }
-            // Forget old counters now and then, so sprayed user names do not pile up.
-            let mut dice = [0u8; 1];
-            if getrandom::fill(&mut dice).is_ok() && dice[0] < 4 {
-                tx.execute(
-                    "DELETE FROM failures
-                     WHERE first_at <= ?1 AND coalesce(locked_until, 0) <= ?2",
-                    params![now - policy.window_seconds, now],
-                )?;
-            }
-            tx.commit()
-        })();
-        let _ = self.conn.busy_timeout(LOGIN_BUSY_TIMEOUT);
-        Ok(result?)
+        on_backend!(&mut self.backend, b => b.record_failure(user, client, now, policy))
     }
 
     fn lookup(&mut self, user: &str, tag: &str) -> Result<Option<Candidate>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, label, hash, expires_at, services
-             FROM app_passwords WHERE user = ?1 AND tag = ?2",
-        )?;
-        Ok(stmt
-            .query_row(params![user, tag], |r| {
-                Ok(Candidate {
-                    id: r.get(0)?,
-                    label: r.get(1)?,
-                    hash: r.get(2)?,
-                    expires_at: r.get(3)?,
-                    services: split_services(r.get(4)?),
-                })
-            })
-            .optional()?)
+        on_backend!(&mut self.backend, b => b.lookup(user, tag))
     }
 
     fn record_use(
@@ -632,35 +574,23 @@ impl CredentialSource for Store {
         ip: Option<&str>,
         service: Option<&str>,
     ) -> Result<(), StoreError> {
-        if self.conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(true) {
-            return Ok(());
-        }
-        self.conn.busy_timeout(RECORD_BUSY_TIMEOUT)?;
-        let result = self.conn.execute(
-            "UPDATE app_passwords
-             SET last_used_at = ?2, last_used_ip = ?3, last_used_service = ?4
-             WHERE id = ?1",
-            params![id, at, ip, service],
-        );
-        let _ = self.conn.busy_timeout(LOGIN_BUSY_TIMEOUT);
-        result?;
-        Ok(())
+        on_backend!(&mut self.backend, b => b.record_use(id, at, ip, service))
     }
 }
 
 /// A [`CredentialSource`] that opens the database only when a lookup is needed, so that a
-/// candidate that cannot be an app password costs no I/O at all.
+/// candidate that cannot be an app password costs no I/O (and no connection) at all.
 pub struct LazyStore {
-    path: PathBuf,
+    database: Database,
     store: Option<Store>,
 }
 
 impl LazyStore {
-    /// Will open `path` with [`Store::open_for_login`] on first use.
+    /// Will open `db` with [`Store::open_for_login`] on first use.
     #[must_use]
-    pub fn new(path: &Path) -> Self {
+    pub fn new(db: &(impl AsDatabase + ?Sized)) -> Self {
         LazyStore {
-            path: path.to_path_buf(),
+            database: db.as_database(),
             store: None,
         }
     }
@@ -668,11 +598,11 @@ impl LazyStore {
     /// The open store, opening it if needed.
     pub fn get(&mut self) -> Result<&mut Store, StoreError> {
         if self.store.is_none() {
-            self.store = Some(Store::open_for_login(&self.path)?);
+            self.store = Some(Store::open(&self.database, Purpose::Login)?);
         }
         self.store
             .as_mut()
-            .ok_or_else(|| StoreError::Missing(self.path.clone()))
+            .ok_or_else(|| StoreError::Missing(PathBuf::from(self.database.to_string())))
     }
 }
 
@@ -706,21 +636,10 @@ impl CredentialSource for LazyStore {
     }
 }
 
-fn create_private_file(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    use std::os::unix::fs::PermissionsExt;
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    // Set explicitly: the umask (often 022) would otherwise take the group's write bit.
-    file.set_permissions(std::fs::Permissions::from_mode(0o660))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rusqlite::Connection;
 
     fn new_cred<'a>(user: &'a str, label: &'a str, tag: &'a str) -> NewCredential<'a> {
         NewCredential {
@@ -822,7 +741,10 @@ mod tests {
         let s = Store::open_for_admin(&path).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o660, "mode {mode:o}");
-        let jm: String = s
+        let Backend::Sqlite(b) = &s.backend else {
+            panic!("not sqlite")
+        };
+        let jm: String = b
             .conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();

@@ -6,6 +6,7 @@
 
 pub mod dovecot;
 pub mod pam;
+pub mod postgres;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -41,19 +42,52 @@ pub fn bin(name: &str) -> PathBuf {
 }
 
 /// A temp directory with a config file and (once something is created) a database.
+///
+/// With `APPPW_TEST_STORE=postgres` and `APPPW_TEST_PG_URL=postgresql://...` in the
+/// environment, the config names a fresh PostgreSQL database instead of the SQLite file
+/// (`db` is then never created); tests of SQLite specifics skip with
+/// [`TestEnv::skip_unless_sqlite`].
 pub struct TestEnv {
     /// The temp directory (removed on drop).
     pub dir: tempfile::TempDir,
     /// The config file.
     pub config: PathBuf,
-    /// The database path named in the config.
+    /// The SQLite database path named in the config (unused with PostgreSQL).
     pub db: PathBuf,
+    /// The PostgreSQL URL named in the config, if the store is PostgreSQL.
+    pub pg_url: Option<String>,
+}
+
+/// The PostgreSQL database the environment asks tests to use, if any: a fresh one per call.
+fn postgres_from_environment() -> Option<String> {
+    if std::env::var("APPPW_TEST_STORE").ok().as_deref() != Some("postgres") {
+        return None;
+    }
+    let admin = std::env::var("APPPW_TEST_PG_URL")
+        .expect("APPPW_TEST_STORE=postgres needs APPPW_TEST_PG_URL (scripts/test.sh sets both)");
+    let name = postgres::create_database(&admin);
+    Some(postgres::with_database(&admin, &name))
 }
 
 impl TestEnv {
     /// A config with campus 192.0.2.0/24 and 2001:db8::/48, except 192.0.2.128/25, default
     /// (OWASP) Argon2 parameters, and `extra` appended.
     pub fn new(extra: &str) -> TestEnv {
+        Self::build(postgres_from_environment(), "", extra)
+    }
+
+    /// Like [`TestEnv::new`], always with an SQLite file, whatever `APPPW_TEST_STORE` says.
+    pub fn sqlite(extra: &str) -> TestEnv {
+        Self::build(None, "", extra)
+    }
+
+    /// Like [`TestEnv::new`], with the given PostgreSQL URL as `database`; `top` holds more
+    /// top-level keys (e.g. `database_password_file = "..."`).
+    pub fn with_postgres(url: &str, top: &str, extra: &str) -> TestEnv {
+        Self::build(Some(url.to_owned()), top, extra)
+    }
+
+    fn build(pg_url: Option<String>, top: &str, extra: &str) -> TestEnv {
         let dir = tempfile::Builder::new()
             .prefix("apppw-test.")
             .tempdir()
@@ -63,13 +97,85 @@ impl TestEnv {
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let db = dir.path().join("apppw.db");
         let config = dir.path().join("apppw.toml");
+        let database = pg_url.clone().unwrap_or_else(|| db.display().to_string());
         let text = format!(
-            "database = \"{}\"\n\n[network]\ncampus = [\"192.0.2.0/24\", \"2001:db8::/48\"]\n\
-             except = [\"192.0.2.128/25\"]\n{extra}\n",
-            db.display()
+            "database = \"{database}\"\n{top}\n[network]\ncampus = [\"192.0.2.0/24\", \"2001:db8::/48\"]\n\
+             except = [\"192.0.2.128/25\"]\n{extra}\n"
         );
         std::fs::write(&config, text).unwrap();
-        TestEnv { dir, config, db }
+        TestEnv {
+            dir,
+            config,
+            db,
+            pg_url,
+        }
+    }
+
+    /// Is the store PostgreSQL?
+    pub fn is_postgres(&self) -> bool {
+        self.pg_url.is_some()
+    }
+
+    /// Runs one SQL statement on the store (SQLite or PostgreSQL); returns the rows changed.
+    /// Keep it portable: the same text runs on both.
+    pub fn sql(&self, sql: &str) -> usize {
+        match &self.pg_url {
+            None => rusqlite::Connection::open(&self.db)
+                .unwrap()
+                .execute(sql, [])
+                .unwrap(),
+            Some(url) => {
+                let out = Command::new("psql")
+                    .args(["-X", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql])
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "psql: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                // "UPDATE 1", "DELETE 0", ...
+                String::from_utf8_lossy(&out.stdout)
+                    .split_whitespace()
+                    .last()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0)
+            }
+        }
+    }
+
+    /// Everything the store holds, as bytes (the SQLite file, or a dump of the PostgreSQL
+    /// tables): to show that a secret is not in it.
+    pub fn dump(&self) -> Vec<u8> {
+        match &self.pg_url {
+            None => std::fs::read(&self.db).unwrap(),
+            Some(url) => postgres::psql(
+                url,
+                "SELECT string_agg(t::text, E'\\n') FROM app_passwords t",
+            )
+            .into_bytes(),
+        }
+    }
+
+    /// Removes the database (SQLite: the file; PostgreSQL: apppw's tables), as if it had
+    /// never been created.
+    pub fn remove_database(&self) {
+        match &self.pg_url {
+            None => std::fs::remove_file(&self.db).unwrap(),
+            Some(url) => {
+                postgres::psql(url, "DROP TABLE app_passwords, failures, apppw_schema");
+            }
+        }
+    }
+
+    /// For tests of SQLite specifics (file modes, corrupt files, locks): prints a SKIP line
+    /// and returns true when the store is PostgreSQL.
+    pub fn skip_unless_sqlite(&self, test: &str) -> bool {
+        if self.is_postgres() {
+            eprintln!("SKIP {test}: SQLite-specific, the store is PostgreSQL");
+            return true;
+        }
+        false
     }
 
     /// Runs `apppw --config CONFIG ARGS...` with `stdin`.

@@ -32,7 +32,7 @@ fn create_prints_the_password_once_in_groups_of_four() {
 
     // The plaintext is nowhere in the database, nor in list output.
     let compact = first.replace(' ', "");
-    let db = std::fs::read(&env.db).unwrap();
+    let db = env.dump();
     assert!(!db.windows(compact.len()).any(|w| w == compact.as_bytes()));
     let list = stdout(&env.apppw(&["list", "--json"], ""));
     assert!(
@@ -270,13 +270,14 @@ fn expired_and_service_restricted_credentials() {
     assert_eq!(code(&run(&soon, "smtp")), 0);
 
     // Move the expiry into the past, as time would.
-    let conn = rusqlite::Connection::open(&env.db).unwrap();
-    conn.execute(
-        "UPDATE app_passwords SET expires_at = strftime('%s','now') - 1 WHERE label = 'soon'",
-        [],
-    )
-    .unwrap();
-    drop(conn);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    env.sql(&format!(
+        "UPDATE app_passwords SET expires_at = {} WHERE label = 'soon'",
+        now - 1
+    ));
     let out = run(&soon, "smtp");
     assert_eq!(code(&out), 1);
     assert!(
@@ -375,6 +376,9 @@ fn usage_errors_exit_2() {
 fn database_file_is_not_world_readable() {
     use std::os::unix::fs::PermissionsExt;
     let env = TestEnv::new("");
+    if env.skip_unless_sqlite("database_file_is_not_world_readable") {
+        return;
+    }
     env.create("alice", "phone", &[]);
     let mode = std::fs::metadata(&env.db).unwrap().permissions().mode();
     assert_eq!(mode & 0o007, 0, "mode {mode:o}");
@@ -384,6 +388,9 @@ fn database_file_is_not_world_readable() {
 fn insecure_permissions_are_warned_about_or_refused() {
     use std::os::unix::fs::PermissionsExt;
     let env = TestEnv::new("");
+    if env.skip_unless_sqlite("insecure_permissions_are_warned_about_or_refused") {
+        return;
+    }
     let pw = env.create("alice", "phone", &[]);
     let chmod = |p: &std::path::Path, m: u32| {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
@@ -391,7 +398,11 @@ fn insecure_permissions_are_warned_about_or_refused() {
     chmod(&env.db, 0o644);
     let out = env.apppw(&["list"], "");
     assert_eq!(code(&out), 0);
-    assert!(stderr(&out).contains("readable by every user"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("readable by every user"),
+        "{}",
+        stderr(&out)
+    );
 
     // World-writable database: nobody logs in with it, and the CLI refuses it too.
     chmod(&env.db, 0o666);
@@ -400,12 +411,20 @@ fn insecure_permissions_are_warned_about_or_refused() {
     assert!(stdout(&out).starts_with("tempfail"), "{}", stdout(&out));
     let out = env.apppw(&["create", "alice", "tablet"], "");
     assert_eq!(code(&out), 1);
-    assert!(stderr(&out).contains("writable by every user"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("writable by every user"),
+        "{}",
+        stderr(&out)
+    );
 
     // World-writable config: refused.
     chmod(&env.db, 0o660);
     chmod(&env.config, 0o666);
     let out = env.apppw(&["verify", "alice", "--ip", OFF_IP], &pw);
     assert_eq!(code(&out), 1);
-    assert!(stderr(&out).contains("writable by every user"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("writable by every user"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -237,6 +237,12 @@ fn lookup_mode_serves_as_userdb() {
 fn store_failure_is_a_temporary_failure_in_dovecot() {
     require_dovecot!("store_failure_is_a_temporary_failure_in_dovecot");
     let site = Site::start(Userdb::Static);
+    if site
+        .env
+        .skip_unless_sqlite("store_failure_is_a_temporary_failure_in_dovecot")
+    {
+        return;
+    }
     let d = &site.dovecot;
     let pw = site.app_pw.as_str();
 

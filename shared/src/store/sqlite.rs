@@ -1,0 +1,417 @@
+//! The SQLite backend: one file, created by the admin CLI (mode 0660: the group of the Dovecot
+//! auth user records last use and failure counters; SQLite gives `-wal`/`-shm` the same mode),
+//! versioned with `PRAGMA user_version`, in WAL mode so that logins read while the CLI writes.
+
+use super::{
+    ALL_CLIENTS, Candidate, Credential, MIGRATIONS_SQLITE, NewCredential, SCHEMA_VERSION,
+    StoreError, StoredCredential, check_permissions, split_services,
+};
+use crate::config::Lockout;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long a login waits for a lock (e.g. a WAL checkpoint) before giving up.
+const LOGIN_BUSY_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a last-used update may wait: it must never hold up a login.
+const RECORD_BUSY_TIMEOUT: Duration = Duration::from_millis(100);
+/// How long the CLI waits for other writers.
+const ADMIN_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+const PERMISSION_HINT: &str = " (check that this user can read the file and write its directory: \
+     SQLite in WAL mode needs the -wal and -shm files next to it)";
+
+pub(super) struct Sqlite {
+    pub(super) conn: Connection,
+    path: PathBuf,
+}
+
+fn open_error(path: &Path, source: rusqlite::Error) -> StoreError {
+    StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+        hint: PERMISSION_HINT,
+    }
+}
+
+const CREDENTIAL_COLUMNS: &str = "id, user, label, created_at, expires_at, services, \
+     last_used_at, last_used_ip, last_used_service";
+
+fn credential(r: &rusqlite::Row<'_>) -> rusqlite::Result<Credential> {
+    Ok(Credential {
+        id: r.get(0)?,
+        user: r.get(1)?,
+        label: r.get(2)?,
+        created_at: r.get(3)?,
+        expires_at: r.get(4)?,
+        services: split_services(r.get(5)?),
+        last_used_at: r.get(6)?,
+        last_used_ip: r.get(7)?,
+        last_used_service: r.get(8)?,
+    })
+}
+
+impl Sqlite {
+    /// Opens an existing database for logins. Never creates anything.
+    pub(super) fn open_for_login(path: &Path) -> Result<(Sqlite, Option<String>), StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Missing(path.to_path_buf()));
+        }
+        // READ_WRITE without CREATE: SQLite falls back to read-only when the file is not
+        // writable, which still allows logins (last-used updates are then skipped).
+        let warning = check_permissions(path)?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
+        conn.busy_timeout(LOGIN_BUSY_TIMEOUT)
+            .map_err(|e| open_error(path, e))?;
+        let store = Sqlite {
+            conn,
+            path: path.to_path_buf(),
+        };
+        store.check_schema()?;
+        Ok((store, warning))
+    }
+
+    /// Opens the database for the admin CLI, creating it (mode 0660) and migrating as needed.
+    pub(super) fn open_for_admin(path: &Path) -> Result<(Sqlite, Option<String>), StoreError> {
+        if !path.exists() {
+            create_private_file(path).map_err(|e| StoreError::Open {
+                path: path.to_path_buf(),
+                source: rusqlite::Error::InvalidPath(PathBuf::from(e.to_string())),
+                hint: " (does the directory exist and is it writable by this user?)",
+            })?;
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| open_error(path, e))?;
+        conn.busy_timeout(ADMIN_BUSY_TIMEOUT)
+            .map_err(|e| open_error(path, e))?;
+        let warning = check_permissions(path)?;
+        let mut store = Sqlite {
+            conn,
+            path: path.to_path_buf(),
+        };
+        store.migrate()?;
+        Ok((store, warning))
+    }
+
+    /// Opens an existing database read-only for the CLI's read commands (list, verify).
+    pub(super) fn open_read_only(path: &Path) -> Result<(Sqlite, Option<String>), StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Missing(path.to_path_buf()));
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| open_error(path, e))?;
+        conn.busy_timeout(LOGIN_BUSY_TIMEOUT)
+            .map_err(|e| open_error(path, e))?;
+        let warning = check_permissions(path)?;
+        let store = Sqlite {
+            conn,
+            path: path.to_path_buf(),
+        };
+        store.check_schema()?;
+        Ok((store, warning))
+    }
+
+    fn user_version(&self) -> Result<i64, StoreError> {
+        self.conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| open_error(&self.path, e))
+    }
+
+    fn check_schema(&self) -> Result<(), StoreError> {
+        let found = self.user_version()?;
+        if found != SCHEMA_VERSION {
+            return Err(StoreError::Schema {
+                path: self.path.clone(),
+                found,
+            });
+        }
+        Ok(())
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let found = self.user_version()?;
+        let latest = i64::try_from(MIGRATIONS_SQLITE.len()).unwrap_or(i64::MAX);
+        if found > latest {
+            return Err(StoreError::Schema {
+                path: self.path.clone(),
+                found,
+            });
+        }
+        if found == latest {
+            return Ok(());
+        }
+        // WAL lets logins read while the CLI writes; it is a property of the file.
+        self.conn
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| open_error(&self.path, e))?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // Re-read inside the write lock: another CLI may have migrated meanwhile.
+        let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        for (i, sql) in MIGRATIONS_SQLITE
+            .iter()
+            .enumerate()
+            .skip(usize::try_from(found).unwrap_or(0))
+        {
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", i64::try_from(i + 1).unwrap_or(0))?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub(super) fn user_exists(&self, user: &str) -> Result<bool, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT 1 FROM app_passwords WHERE user = ?1 LIMIT 1")?;
+        Ok(stmt.exists(params![user])?)
+    }
+
+    pub(super) fn create(&mut self, new: &NewCredential<'_>) -> Result<Credential, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let exists: bool = tx
+            .prepare("SELECT 1 FROM app_passwords WHERE user = ?1 AND label = ?2")?
+            .exists(params![new.user, new.label])?;
+        if exists {
+            return Err(StoreError::DuplicateLabel {
+                user: new.user.to_owned(),
+                label: new.label.to_owned(),
+            });
+        }
+        let tag_taken: bool = tx
+            .prepare("SELECT 1 FROM app_passwords WHERE user = ?1 AND tag = ?2")?
+            .exists(params![new.user, new.tag])?;
+        if tag_taken {
+            return Err(StoreError::TagCollision);
+        }
+        let services = new.services.map(|s| s.join(","));
+        tx.execute(
+            "INSERT INTO app_passwords (user, label, tag, hash, created_at, expires_at, services)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                new.user,
+                new.label,
+                new.tag,
+                new.hash,
+                new.created_at,
+                new.expires_at,
+                services
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.commit()?;
+        Ok(new.created(id))
+    }
+
+    pub(super) fn list(&self, user: Option<&str>) -> Result<Vec<Credential>, StoreError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {CREDENTIAL_COLUMNS} FROM app_passwords
+             WHERE ?1 IS NULL OR user = ?1
+             ORDER BY user, created_at, id"
+        ))?;
+        let rows = stmt.query_map(params![user], credential)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub(super) fn export(&self) -> Result<Vec<StoredCredential>, StoreError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {CREDENTIAL_COLUMNS}, tag, hash FROM app_passwords ORDER BY id"
+        ))?;
+        let rows = stmt.query_map([], |r| {
+            Ok(StoredCredential {
+                credential: credential(r)?,
+                tag: r.get(9)?,
+                hash: r.get(10)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub(super) fn revoke(
+        &mut self,
+        user: &str,
+        label_or_id: &str,
+    ) -> Result<Vec<Credential>, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let by_label: Option<i64> = tx
+            .query_row(
+                "SELECT id FROM app_passwords WHERE user = ?1 AND label = ?2",
+                params![user, label_or_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let id = match by_label {
+            Some(id) => Some(id),
+            None => match label_or_id.parse::<i64>() {
+                Ok(id) => tx
+                    .query_row(
+                        "SELECT id FROM app_passwords WHERE user = ?1 AND id = ?2",
+                        params![user, id],
+                        |r| r.get(0),
+                    )
+                    .optional()?,
+                Err(_) => None,
+            },
+        };
+        let removed = match id {
+            Some(id) => delete_where(&tx, "id = ?1", params![id])?,
+            None => Vec::new(),
+        };
+        tx.commit()?;
+        Ok(removed)
+    }
+
+    pub(super) fn revoke_all(&mut self, user: &str) -> Result<Vec<Credential>, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let removed = delete_where(&tx, "user = ?1", params![user])?;
+        tx.commit()?;
+        Ok(removed)
+    }
+
+    pub(super) fn locked_out(
+        &mut self,
+        user: &str,
+        client: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT 1 FROM failures
+             WHERE user = ?1 AND client IN (?2, '*') AND locked_until > ?3",
+        )?;
+        Ok(stmt.exists(params![user, client, now])?)
+    }
+
+    pub(super) fn record_failure(
+        &mut self,
+        user: &str,
+        client: &str,
+        now: i64,
+        policy: &Lockout,
+    ) -> Result<(), StoreError> {
+        if self.conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(true) {
+            return Ok(());
+        }
+        self.conn.busy_timeout(RECORD_BUSY_TIMEOUT)?;
+        let result = (|| -> Result<(), rusqlite::Error> {
+            let tx = self.conn.unchecked_transaction()?;
+            for (who, limit) in [(client, policy.per_client), (ALL_CLIENTS, policy.per_user)] {
+                if limit == 0 {
+                    continue;
+                }
+                // A window that has passed starts again at 1; reaching the limit starts the
+                // cool-down.
+                tx.prepare_cached(
+                    "INSERT INTO failures (user, client, first_at, count) VALUES (?1, ?2, ?3, 1)
+                     ON CONFLICT (user, client) DO UPDATE SET
+                       count = CASE WHEN first_at <= ?3 - ?4 THEN 1 ELSE count + 1 END,
+                       first_at = CASE WHEN first_at <= ?3 - ?4 THEN ?3 ELSE first_at END",
+                )?
+                .execute(params![user, who, now, policy.window_seconds])?;
+                tx.prepare_cached(
+                    "UPDATE failures SET locked_until = ?3 + ?5, count = 0, first_at = ?3
+                     WHERE user = ?1 AND client = ?2 AND count >= ?4",
+                )?
+                .execute(params![
+                    user,
+                    who,
+                    now,
+                    limit,
+                    policy.cooldown_seconds
+                ])?;
+            }
+            // Forget old counters now and then, so sprayed user names do not pile up.
+            if super::sweep_now() {
+                tx.execute(
+                    "DELETE FROM failures
+                     WHERE first_at <= ?1 AND coalesce(locked_until, 0) <= ?2",
+                    params![now - policy.window_seconds, now],
+                )?;
+            }
+            tx.commit()
+        })();
+        let _ = self.conn.busy_timeout(LOGIN_BUSY_TIMEOUT);
+        Ok(result?)
+    }
+
+    pub(super) fn lookup(
+        &mut self,
+        user: &str,
+        tag: &str,
+    ) -> Result<Option<Candidate>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, label, hash, expires_at, services
+             FROM app_passwords WHERE user = ?1 AND tag = ?2",
+        )?;
+        Ok(stmt
+            .query_row(params![user, tag], |r| {
+                Ok(Candidate {
+                    id: r.get(0)?,
+                    label: r.get(1)?,
+                    hash: r.get(2)?,
+                    expires_at: r.get(3)?,
+                    services: split_services(r.get(4)?),
+                })
+            })
+            .optional()?)
+    }
+
+    pub(super) fn record_use(
+        &mut self,
+        id: i64,
+        at: i64,
+        ip: Option<&str>,
+        service: Option<&str>,
+    ) -> Result<(), StoreError> {
+        if self.conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(true) {
+            return Ok(());
+        }
+        self.conn.busy_timeout(RECORD_BUSY_TIMEOUT)?;
+        let result = self.conn.execute(
+            "UPDATE app_passwords
+             SET last_used_at = ?2, last_used_ip = ?3, last_used_service = ?4
+             WHERE id = ?1",
+            params![id, at, ip, service],
+        );
+        let _ = self.conn.busy_timeout(LOGIN_BUSY_TIMEOUT);
+        result?;
+        Ok(())
+    }
+}
+
+fn delete_where(
+    tx: &rusqlite::Transaction<'_>,
+    cond: &str,
+    args: &[&dyn rusqlite::ToSql],
+) -> Result<Vec<Credential>, StoreError> {
+    let mut stmt = tx.prepare(&format!(
+        "DELETE FROM app_passwords WHERE {cond} RETURNING {CREDENTIAL_COLUMNS}"
+    ))?;
+    let rows = stmt.query_map(args, credential)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::PermissionsExt;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    // Set explicitly: the umask (often 022) would otherwise take the group's write bit.
+    file.set_permissions(std::fs::Permissions::from_mode(0o660))
+}
