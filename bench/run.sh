@@ -1,0 +1,91 @@
+#!/bin/bash
+# Benchmarks apppw's login paths against their peers on this machine and prints Markdown tables
+# (see docs/PERFORMANCE.md). Run as root from anywhere in a checkout:
+#
+#   bench/run.sh [--n N] [--seconds S] [--clients 1,2,8,32] [--big-users 100000]
+#                [--only argon,lib,cp,pam,dovecot]
+#
+# Builds the release binaries and the PAM harness, starts throwaway Dovecot instances (loopback,
+# no mail listeners), creates a throwaway system user for the pam_unix row, and removes all of it
+# on exit. Takes a few minutes with the defaults.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+if [ "$(id -u)" != 0 ]; then
+  echo "run.sh: run as root (throwaway Dovecot instances and a throwaway user for pam_unix)" >&2
+  exit 1
+fi
+for tool in cargo gcc dovecot doveadm useradd userdel chpasswd; do
+  command -v "$tool" >/dev/null || { echo "run.sh: $tool is required (scripts/setup.sh)" >&2; exit 1; }
+done
+
+WORK=$(mktemp -d /tmp/apppw-bench.XXXXXX)
+chmod 755 "$WORK"          # Dovecot's unprivileged auth process reads the instance files
+UNIX_USER="apppwb$$"
+UNIX_USER_CREATED=""
+
+cleanup() {
+  local conf pidf pid i
+  for conf in "$WORK"/dovecot-*/dovecot.conf; do
+    [ -f "$conf" ] && doveadm -c "$conf" stop >/dev/null 2>&1 || true
+  done
+  for pidf in "$WORK"/dovecot-*/run/master.pid; do
+    [ -f "$pidf" ] || continue
+    pid=$(cat "$pidf" 2>/dev/null || true)
+    [ -n "$pid" ] || continue
+    for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill "$pid" 2>/dev/null || true
+  done
+  if [ -n "$UNIX_USER_CREATED" ]; then
+    userdel "$UNIX_USER" >/dev/null 2>&1 || true
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "run.sh: building (release)" >&2
+cargo build --release --quiet -p apppw -p apppw-checkpassword -p pam_apppw -p apppw-bench >&2
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
+gcc -O2 -Wall -Wextra -o "$WORK/pam_bench" "$ROOT/bench/pam_bench.c" -lpam
+
+PAM_ARGS=()
+if id "$UNIX_USER" >/dev/null 2>&1; then
+  echo "run.sh: user $UNIX_USER exists already; skipping the pam_unix row" >&2
+else
+  useradd --no-create-home --shell /usr/sbin/nologin "$UNIX_USER"
+  UNIX_USER_CREATED=1
+  APPPW_BENCH_UNIX_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+  export APPPW_BENCH_UNIX_PASSWORD
+  echo "$UNIX_USER:$APPPW_BENCH_UNIX_PASSWORD" | chpasswd   # the system's default hash
+  PAM_ARGS=(--unix-user "$UNIX_USER")
+fi
+
+psi() { sed -n 's/^some .*avg60=\([0-9.]*\).*/\1%/p' "/proc/pressure/$1" 2>/dev/null || echo unknown; }
+thp=$(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null || echo unknown)
+busy=$(ps -eo comm= | grep -cE '^(rustc|cargo|cc1|ld)$' || true)
+cat <<INFO
+# apppw benchmark
+
+| machine | |
+|---|---|
+| date (UTC) | $(date -u +%Y-%m-%dT%H:%M:%SZ) |
+| CPU | $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//') |
+| nproc | $(nproc) |
+| kernel | $(uname -r) |
+| transparent huge pages | $thp |
+| load average at start | $(cut -d' ' -f1-3 /proc/loadavg) |
+| CPU / IO pressure at start (PSI some avg60) | $(psi cpu) / $(psi io) |
+| compiler/linker processes running at start | $busy |
+| rustc | $(rustc --version 2>/dev/null || echo unknown) |
+| Dovecot | $(dovecot --version 2>/dev/null || echo unknown) |
+
+INFO
+
+"$BIN/apppw-bench" --bin-dir "$BIN" --work "$WORK" --pam-harness "$WORK/pam_bench" \
+  "${PAM_ARGS[@]}" "$@"
+
+echo
+echo "Load average at end: $(cut -d' ' -f1-3 /proc/loadavg); CPU / IO pressure (PSI some avg60): $(psi cpu) / $(psi io)"

@@ -1,0 +1,1221 @@
+//! `apppw-bench`: times every login path of apppw and its peers on one machine, in one run,
+//! with the same Argon2id parameters (OWASP: m=19456 KiB, t=2, p=1), and prints Markdown tables.
+//!
+//! Run it through `bench/run.sh` (as root: it starts throwaway Dovecot instances and uses a
+//! throwaway system user for pam_unix). Sections:
+//!
+//! 1. `apppw-checkpassword` per attempt, driven like Dovecot drives it (fd 3, environment,
+//!    reply program `/bin/true`);
+//! 2. `pam_apppw.so` per `pam_authenticate` in a long-lived process (`pam_bench.c` under
+//!    pam_wrapper), against `pam_permit.so` in the same harness;
+//! 3. peers: Dovecot `passwd-file` with `{ARGON2ID}`, `pam_unix`;
+//! 4. one bare Argon2id verification (warm memory, fresh huge-page mapping, fresh heap);
+//! 5. concurrent logins through a real Dovecot auth socket;
+//! 6. scaling with app passwords per user and users per database.
+
+mod dovecot;
+mod exec;
+mod mem;
+mod pam;
+mod setup;
+mod stats;
+
+use apppw::hash::{Argon2Kdf, Kdf, Params};
+use apppw::store::{CredentialSource, LazyStore, Store};
+use apppw::verify::{Decision, Record, Request};
+use clap::Parser;
+use setup::{Db, OFF_IP};
+use stats::{Results, ThroughputRow};
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+pub type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+#[derive(Parser)]
+#[command(about = "Benchmark of apppw login paths (run through bench/run.sh)")]
+struct Opts {
+    /// Timed attempts per latency row.
+    #[arg(long, default_value_t = 40)]
+    n: usize,
+    /// Seconds per concurrency level (and for the parallel bare-Argon2 rate).
+    #[arg(long, default_value_t = 4.0)]
+    seconds: f64,
+    /// Concurrency levels.
+    #[arg(long, default_value = "1,2,8,32", value_delimiter = ',')]
+    clients: Vec<usize>,
+    /// Users in the large database.
+    #[arg(long, default_value_t = 100_000)]
+    big_users: usize,
+    /// Directory holding apppw, apppw-checkpassword and libpam_apppw.so.
+    #[arg(long)]
+    bin_dir: PathBuf,
+    /// Empty scratch directory, traversable by the `dovecot` user.
+    #[arg(long)]
+    work: PathBuf,
+    /// The compiled `pam_bench` harness (PAM rows are skipped without it).
+    #[arg(long)]
+    pam_harness: Option<PathBuf>,
+    /// Throwaway system user for the pam_unix row.
+    #[arg(long)]
+    unix_user: Option<String>,
+    /// Its password.
+    #[arg(long, env = "APPPW_BENCH_UNIX_PASSWORD", hide_env_values = true)]
+    unix_password: Option<String>,
+    /// Skip the Dovecot rows.
+    #[arg(long)]
+    no_dovecot: bool,
+    /// Sections to run: argon, lib, cp, pam, dovecot.
+    #[arg(
+        long,
+        default_value = "argon,lib,cp,pam,dovecot",
+        value_delimiter = ','
+    )]
+    only: Vec<String>,
+}
+
+impl Opts {
+    fn wants(&self, section: &str) -> bool {
+        self.only.iter().any(|s| s == section)
+    }
+}
+
+fn main() -> ExitCode {
+    let opts = Opts::parse();
+    match run(&opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("apppw-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn progress(msg: &str) {
+    eprintln!("apppw-bench: {msg}");
+}
+
+fn ms_since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+struct Dbs {
+    one: Db,
+    ten: Db,
+    hundred: Db,
+    users_1k: Db,
+    users_big: Db,
+}
+
+fn run(o: &Opts) -> Res<()> {
+    let n = o.n.max(3);
+    let apppw_bin = o.bin_dir.join("apppw");
+    let dbdir = o.work.join("db");
+    std::fs::create_dir_all(&dbdir)?;
+    progress("building databases");
+    let lockout = setup::lockout_supported(&apppw_bin, &dbdir)?;
+    let filler = setup::hash(b"fillerfillerfillerfiller")?;
+    let t = Instant::now();
+    let mk = |name, extra, users| {
+        setup::make_db(&apppw_bin, &dbdir, name, lockout, extra, users, &filler)
+    };
+    let dbs = Dbs {
+        one: mk("one", 0, 1)?,
+        ten: mk("ten", 9, 1)?,
+        hundred: mk("hundred", 99, 1)?,
+        users_1k: mk("users-1k", 0, 1000)?,
+        users_big: mk("users-big", 0, o.big_users)?,
+    };
+    progress(&format!("databases ready in {:.1} s", ms_since(t) / 1e3));
+
+    let mut r = Results::default();
+    if o.wants("argon") {
+        bare_argon2(o, n, &dbs.one, &mut r)?;
+    }
+    if o.wants("lib") {
+        library(n, &dbs.one, &mut r)?;
+    }
+    if o.wants("cp") {
+        checkpassword(o, n, &dbs, &mut r)?;
+    }
+    if o.wants("pam") {
+        match &o.pam_harness {
+            Some(h) => pam_rows(o, n, h, &dbs.one, &mut r)?,
+            None => r.skip("2", "PAM harness", "no --pam-harness given"),
+        }
+    }
+    if o.no_dovecot || !o.wants("dovecot") {
+        r.skip("3", "Dovecot", "not requested");
+    } else {
+        dovecot_rows(o, n, &dbs.one, &mut r)?;
+    }
+
+    println!("## Latency per attempt\n");
+    println!("{}", r.latency_table());
+    println!("## Concurrent logins through a Dovecot auth socket\n");
+    println!("{}", r.throughput_table());
+    for note in &r.notes {
+        println!("Note: {note}\n");
+    }
+    println!("## Targets\n");
+    println!("{}", targets(&r));
+    println!(
+        "Argon2id parameters: m={} KiB, t={}, p={}; N={n} per row; {} s per concurrency level; \
+         failure counters {}.",
+        Params::default().memory_kib,
+        Params::default().iterations,
+        Params::default().parallelism,
+        o.seconds,
+        if lockout {
+            "on (limits set out of reach)"
+        } else {
+            "not supported by this build"
+        }
+    );
+    Ok(())
+}
+
+/// Section 4: one bare Argon2id verification.
+fn bare_argon2(o: &Opts, n: usize, db: &Db, r: &mut Results) -> Res<()> {
+    progress("bare Argon2id");
+    let pw = setup::letters(&db.password);
+    let stored = setup::hash(pw.as_bytes())?;
+    let phc = apppw::hash::Phc::parse(&stored).map_err(|e| e.to_string())?;
+    let p = Params::default();
+    let a2 = argon2::Argon2::new(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        argon2::Params::new(p.memory_kib, p.iterations, p.parallelism, Some(32))
+            .map_err(|e| e.to_string())?,
+    );
+    let blocks = a2.params().block_count();
+    // One block per variant (not interleaved): unmapping 4 KiB-page memory between huge-page
+    // verifications fragments free memory and makes the next huge-page faults compact it.
+    let mut warm = Argon2Kdf::new();
+    let mut t_warm = Vec::new();
+    for i in 0..n + 2 {
+        let t = Instant::now();
+        let ok = warm
+            .verify(&stored, pw.as_bytes())
+            .map_err(|e| e.to_string())?;
+        let ms = ms_since(t);
+        if !ok {
+            return Err("bare Argon2 verification did not match".into());
+        }
+        if i >= 2 {
+            t_warm.push(ms);
+        }
+    }
+    drop(warm);
+    let mut t_fresh = Vec::new();
+    for i in 0..n + 2 {
+        let t = Instant::now();
+        let ok = Argon2Kdf::new()
+            .verify(&stored, pw.as_bytes())
+            .map_err(|e| e.to_string())?;
+        let ms = ms_since(t);
+        if !ok {
+            return Err("bare Argon2 verification did not match".into());
+        }
+        if i >= 2 {
+            t_fresh.push(ms);
+        }
+    }
+    let mut t_heap = Vec::new();
+    for i in 0..n + 2 {
+        let t = Instant::now();
+        let mut mem = mem::SmallPages::new(blocks).ok_or("mmap failed")?;
+        let mut out = [0u8; 32];
+        a2.hash_password_into_with_memory(pw.as_bytes(), &phc.salt, &mut out, mem.as_mut_slice())
+            .map_err(|e| e.to_string())?;
+        drop(mem);
+        let ms = ms_since(t);
+        if out[..] != phc.hash[..] {
+            return Err("bare Argon2 verification did not match".into());
+        }
+        if i >= 2 {
+            t_heap.push(ms);
+        }
+    }
+    r.add(
+        "4",
+        "argon_warm",
+        "bare Argon2id verify, warm memory (reused buffer)",
+        &t_warm,
+        "the physical limit per attempt",
+    );
+    r.add(
+        "4",
+        "argon_fresh",
+        "bare Argon2id verify, fresh huge-page mapping",
+        &t_fresh,
+        "what a new process pays (hugemem.rs)",
+    );
+    r.add(
+        "4",
+        "argon_heap",
+        "bare Argon2id verify, fresh 4 KiB-page mapping",
+        &t_heap,
+        "for comparison: default allocator in a new process",
+    );
+
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    r.values.insert("cores", cores as f64);
+    let mut levels = vec![cores];
+    levels.extend(o.clients.iter().copied().filter(|&c| c > 0 && c != cores));
+    for threads in levels {
+        let (total, rate) = parallel_argon2(&stored, &pw, threads, o.seconds);
+        if threads == cores {
+            r.values.insert("argon_parallel_rate", rate);
+        }
+        r.throughput.push(ThroughputRow {
+            what: "(bare Argon2id in-process, warm memory per thread)",
+            clients: threads,
+            per_second: rate,
+            latency: None,
+            ok: total,
+            failed: 0,
+        });
+    }
+    Ok(())
+}
+
+/// `threads` threads verifying for `seconds`, each with its own warm memory: (count, per second).
+fn parallel_argon2(stored: &str, pw: &str, threads: usize, seconds: f64) -> (usize, f64) {
+    let start = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let stored = stored.to_owned();
+            let pw = pw.to_owned();
+            std::thread::spawn(move || {
+                let mut kdf = Argon2Kdf::new();
+                let mut count = 0usize;
+                while start.elapsed().as_secs_f64() < seconds {
+                    if kdf.verify(&stored, pw.as_bytes()) == Ok(true) {
+                        count += 1;
+                    }
+                }
+                count
+            })
+        })
+        .collect();
+    let total: usize = handles.into_iter().map(|h| h.join().unwrap_or(0)).sum();
+    (total, total as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Where the time of one checkpassword process goes, measured in-process with the library.
+fn library(n: usize, db: &Db, r: &mut Results) -> Res<()> {
+    progress("library breakdown");
+    let user = "alice";
+    let letters = setup::letters(&db.password);
+    let tag = &letters[..4];
+    let (mut t_cfg, mut t_open) = (Vec::new(), Vec::new());
+    let mut id = None;
+    for i in 0..n + 2 {
+        let t = Instant::now();
+        let cfg = apppw::Config::load(Some(&db.config)).map_err(|e| e.to_string())?;
+        let c = ms_since(t);
+        let t = Instant::now();
+        let mut store = Store::open_for_login(&cfg.database)?;
+        let found = store.lookup(user, tag)?;
+        let o = ms_since(t);
+        id = found.map(|c| c.id);
+        if i >= 2 {
+            t_cfg.push(c);
+            t_open.push(o);
+        }
+    }
+    let id = id.ok_or("alice's app password not found by lookup")?;
+    r.add(
+        "lib",
+        "lib_config",
+        "Config::load (read + parse TOML)",
+        &t_cfg,
+        "in-process",
+    );
+    r.add(
+        "lib",
+        "lib_open_lookup",
+        "Store::open_for_login + one lookup",
+        &t_open,
+        "in-process, new connection each time",
+    );
+
+    let cfg = apppw::Config::load(Some(&db.config)).map_err(|e| e.to_string())?;
+    let (mut t_use, mut t_fail) = (Vec::new(), Vec::new());
+    for i in 0..n + 2 {
+        let t = Instant::now();
+        let mut s = Store::open_for_login(&cfg.database)?;
+        s.locked_out(user, OFF_IP, apppw::now())?;
+        s.lookup(user, tag)?;
+        s.record_use(id, apppw::now(), Some(OFF_IP), Some("imap"))?;
+        drop(s);
+        let u = ms_since(t);
+        let t = Instant::now();
+        let mut s = Store::open_for_login(&cfg.database)?;
+        s.locked_out(user, OFF_IP, apppw::now())?;
+        s.lookup(user, tag)?;
+        s.record_failure(user, OFF_IP, apppw::now(), &cfg.lockout)?;
+        drop(s);
+        let f = ms_since(t);
+        if i >= 2 {
+            t_use.push(u);
+            t_fail.push(f);
+        }
+    }
+    r.add(
+        "lib",
+        "lib_store_ok",
+        "store work of a success: open, lockout check, lookup, record_use, close",
+        &t_use,
+        "in-process, new connection",
+    );
+    r.add(
+        "lib",
+        "lib_store_fail",
+        "store work of a failure: open, lockout check, lookup, record_failure, close",
+        &t_fail,
+        "in-process, new connection",
+    );
+
+    // The disk: one 4 KiB write + fsync next to the database (SQLite in WAL mode with
+    // synchronous=FULL does a few of these per write transaction and checkpoint).
+    let probe = db.path.with_extension("fsync-probe");
+    let mut t_sync = Vec::new();
+    {
+        use std::io::Write as _;
+        let mut f = std::fs::File::create(&probe)?;
+        for i in 0..n + 2 {
+            let t = Instant::now();
+            f.write_all(&[0u8; 4096])?;
+            f.sync_all()?;
+            if i >= 2 {
+                t_sync.push(ms_since(t));
+            }
+        }
+    }
+    std::fs::remove_file(&probe)?;
+    r.add(
+        "lib",
+        "disk_fsync",
+        "disk: 4 KiB write + fsync in the database directory",
+        &t_sync,
+        "file system of the scratch directory",
+    );
+
+    let mut store = Store::open_for_login(&db.path)?;
+    let mut t_rec = Vec::new();
+    for i in 0..n + 2 {
+        let t = Instant::now();
+        store.record_use(id, apppw::now(), Some(OFF_IP), Some("imap"))?;
+        if i >= 2 {
+            t_rec.push(ms_since(t));
+        }
+    }
+    drop(store);
+    r.add(
+        "lib",
+        "lib_record_use",
+        "record_use (last-used UPDATE, as shipped)",
+        &t_rec,
+        "one write transaction",
+    );
+    for (key, what, mode) in [
+        (
+            "sql_update_full",
+            "same UPDATE, PRAGMA synchronous=FULL",
+            "FULL",
+        ),
+        (
+            "sql_update_normal",
+            "same UPDATE, PRAGMA synchronous=NORMAL",
+            "NORMAL",
+        ),
+    ] {
+        let conn = rusqlite::Connection::open(&db.path)?;
+        conn.pragma_update(None, "synchronous", mode)?;
+        let mut v = Vec::new();
+        for i in 0..n + 2 {
+            let t = Instant::now();
+            conn.execute(
+                "UPDATE app_passwords SET last_used_at = ?2, last_used_ip = ?3, \
+                 last_used_service = ?4 WHERE id = ?1",
+                rusqlite::params![id, apppw::now(), OFF_IP, "imap"],
+            )?;
+            if i >= 2 {
+                v.push(ms_since(t));
+            }
+        }
+        r.add("lib", key, what, &v, "rusqlite directly, WAL file");
+    }
+
+    let wrong = setup::wrong_same_tag(&db.password);
+    let cases: [(&str, &str, &[u8], bool); 3] = [
+        (
+            "lib_verify_ok",
+            "verify(): correct app password",
+            letters.as_bytes(),
+            true,
+        ),
+        (
+            "lib_verify_wrong",
+            "verify(): wrong app password, known tag",
+            wrong.as_bytes(),
+            false,
+        ),
+        (
+            "lib_verify_normal",
+            "verify(): normal password, off campus",
+            b"Winter2026!",
+            false,
+        ),
+    ];
+    let mut samples = vec![Vec::new(); cases.len()];
+    for i in 0..n + 2 {
+        for (k, (_, _, pw, accept)) in cases.iter().enumerate() {
+            let req = Request {
+                user,
+                password: pw,
+                client: Some(OFF_IP),
+                service: Some("imap"),
+                now: apppw::now(),
+            };
+            let t = Instant::now();
+            // Fresh store and KDF memory: what one checkpassword process does.
+            let v = apppw::verify::verify(
+                &cfg,
+                &mut LazyStore::new(&cfg.database),
+                &mut Argon2Kdf::new(),
+                &req,
+                Record::LastUse,
+            );
+            let ms = ms_since(t);
+            if matches!(v.decision, Decision::Accepted { .. }) != *accept {
+                return Err(format!("in-process verify: unexpected {:?}", v.decision).into());
+            }
+            if i >= 2 {
+                samples[k].push(ms);
+            }
+        }
+    }
+    for ((key, what, _, _), v) in cases.iter().zip(&samples) {
+        r.add(
+            "lib",
+            key,
+            what,
+            v,
+            "in-process, fresh store + fresh Argon2 memory",
+        );
+    }
+    Ok(())
+}
+
+struct CpCase<'a> {
+    key: &'static str,
+    section: &'static str,
+    what: &'static str,
+    config: Option<&'a Path>,
+    user: &'a str,
+    password: Vec<u8>,
+    expect: i32,
+}
+
+fn case<'a>(
+    key: &'static str,
+    section: &'static str,
+    what: &'static str,
+    cfg: &'a Db,
+    user: &'a str,
+    password: Vec<u8>,
+    expect: i32,
+) -> CpCase<'a> {
+    CpCase {
+        key,
+        section,
+        what,
+        config: Some(cfg.config.as_path()),
+        user,
+        password,
+        expect,
+    }
+}
+
+/// Sections 1 and 6: apppw-checkpassword per attempt.
+fn checkpassword(o: &Opts, n: usize, dbs: &Dbs, r: &mut Results) -> Res<()> {
+    progress("apppw-checkpassword per attempt");
+    let bin = o.bin_dir.join("apppw-checkpassword");
+    let app = |db: &Db| setup::letters(&db.password).into_bytes();
+    let one = &dbs.one;
+    let cases = vec![
+        CpCase {
+            key: "cp_floor",
+            section: "1",
+            what: "floor: fork/exec of /bin/true with fd 3",
+            config: None,
+            user: "alice",
+            password: b"x".to_vec(),
+            expect: 0,
+        },
+        case(
+            "cp_ok",
+            "1",
+            "checkpassword: correct app password",
+            one,
+            "alice",
+            dbs.one.password.clone().into_bytes(),
+            0,
+        ),
+        case(
+            "cp_wrong",
+            "1",
+            "checkpassword: wrong app password (known tag)",
+            one,
+            "alice",
+            setup::wrong_same_tag(&one.password).into_bytes(),
+            1,
+        ),
+        case(
+            "cp_wrong_tag",
+            "1",
+            "checkpassword: wrong app password (unknown tag)",
+            one,
+            "alice",
+            setup::wrong_other_tag(&one.password).into_bytes(),
+            1,
+        ),
+        case(
+            "cp_unknown_user",
+            "1",
+            "checkpassword: unknown user, app-password shaped",
+            one,
+            "nosuchuser",
+            app(one),
+            1,
+        ),
+        case(
+            "cp_normal",
+            "1",
+            "checkpassword: normal password, off campus",
+            one,
+            "alice",
+            b"Winter2026!".to_vec(),
+            1,
+        ),
+        case(
+            "cp_bad",
+            "1",
+            "checkpassword: unknown format (control character)",
+            one,
+            "alice",
+            b"abc\x01def".to_vec(),
+            1,
+        ),
+        case(
+            "cp_10",
+            "6",
+            "checkpassword: correct, user has 10 app passwords",
+            &dbs.ten,
+            "alice",
+            app(&dbs.ten),
+            0,
+        ),
+        case(
+            "cp_100",
+            "6",
+            "checkpassword: correct, user has 100 app passwords",
+            &dbs.hundred,
+            "alice",
+            app(&dbs.hundred),
+            0,
+        ),
+        case(
+            "cp_1k",
+            "6",
+            "checkpassword: correct, database of 1000 users",
+            &dbs.users_1k,
+            "alice",
+            app(&dbs.users_1k),
+            0,
+        ),
+        case(
+            "cp_big",
+            "6",
+            "checkpassword: correct, database of the large user count",
+            &dbs.users_big,
+            "alice",
+            app(&dbs.users_big),
+            0,
+        ),
+    ];
+    let env = [
+        ("SERVICE", "imap"),
+        ("TCPREMOTEIP", OFF_IP),
+        ("REMOTE_IP", OFF_IP),
+        ("TCPLOCALIP", "127.0.0.1"),
+        ("ORIG_UID", "0"),
+    ];
+    let attempt = |c: &CpCase, capture: bool| -> Res<exec::Run> {
+        let input = exec::fd3_input(c.user, &c.password);
+        match c.config {
+            None => exec::run_fd3(Path::new("/bin/true"), &[], &input, &env, capture),
+            Some(cfg) => exec::run_fd3(
+                &bin,
+                &[
+                    OsStr::new("--config"),
+                    cfg.as_os_str(),
+                    OsStr::new("/bin/true"),
+                ],
+                &input,
+                &env,
+                capture,
+            ),
+        }
+    };
+    // One checked run per case: a case that does not behave as specified is not timed.
+    let mut live = Vec::new();
+    let mut notes = Vec::new();
+    for c in &cases {
+        let run = attempt(c, true)?;
+        if run.code == c.expect {
+            live.push(true);
+            notes.push(format!("exit {}", run.code));
+        } else {
+            live.push(false);
+            let why = format!(
+                "exit {} (expected {}): {}",
+                run.code,
+                c.expect,
+                run.stderr.lines().next().unwrap_or("").trim()
+            );
+            progress(&format!("{}: {why}", c.what));
+            notes.push(why);
+        }
+    }
+    let mut samples = vec![Vec::new(); cases.len()];
+    for i in 0..n + 2 {
+        for (k, c) in cases.iter().enumerate() {
+            if !live[k] {
+                continue;
+            }
+            let run = attempt(c, false)?;
+            if run.code != c.expect {
+                return Err(format!("{}: exit {} mid-run", c.what, run.code).into());
+            }
+            if i >= 2 {
+                samples[k].push(run.ms);
+            }
+        }
+    }
+    for (k, c) in cases.iter().enumerate() {
+        if live[k] {
+            r.add(c.section, c.key, c.what, &samples[k], &notes[k]);
+        } else {
+            r.skip(c.section, c.what, &notes[k]);
+        }
+    }
+    Ok(())
+}
+
+/// Section 2 (and pam_unix of section 3): in-process PAM.
+fn pam_rows(o: &Opts, n: usize, harness: &Path, db: &Db, r: &mut Results) -> Res<()> {
+    progress("PAM harness");
+    let svc = pam::Services::new(&o.work.join("pam.d"), harness)?;
+    let permit = pam::find_lib("security", "pam_permit.so").ok_or("pam_permit.so not found")?;
+    svc.add("bench-permit", &permit, "")?;
+    let module = o.bin_dir.join("libpam_apppw.so");
+    svc.add(
+        "bench-apppw",
+        &module,
+        &format!("config={}", db.config.display()),
+    )?;
+    let letters = setup::letters(&db.password);
+    let wrong = setup::wrong_same_tag(&db.password);
+    let mut cases: Vec<(
+        &'static str,
+        &'static str,
+        &'static str,
+        String,
+        String,
+        i32,
+    )> = vec![
+        (
+            "pam_permit",
+            "pam_permit.so (harness floor: pam_start..pam_end)",
+            "bench-permit",
+            "alice".into(),
+            "x".into(),
+            pam::PAM_SUCCESS,
+        ),
+        (
+            "pam_ok",
+            "pam_apppw.so: correct app password",
+            "bench-apppw",
+            "alice".into(),
+            letters.clone(),
+            pam::PAM_SUCCESS,
+        ),
+        (
+            "pam_wrong",
+            "pam_apppw.so: wrong app password (known tag)",
+            "bench-apppw",
+            "alice".into(),
+            wrong,
+            pam::PAM_AUTH_ERR,
+        ),
+        (
+            "pam_unknown_user",
+            "pam_apppw.so: unknown user, app-password shaped",
+            "bench-apppw",
+            "nosuchuser".into(),
+            letters,
+            pam::PAM_AUTH_ERR,
+        ),
+        (
+            "pam_normal",
+            "pam_apppw.so: normal password, off campus",
+            "bench-apppw",
+            "alice".into(),
+            "Winter2026!".into(),
+            pam::PAM_AUTH_ERR,
+        ),
+    ];
+    match (
+        &o.unix_user,
+        &o.unix_password,
+        pam::find_lib("security", "pam_unix.so"),
+    ) {
+        (Some(u), Some(p), Some(unix)) => {
+            svc.add("bench-unix", &unix, "")?;
+            let scheme = shadow_scheme(u);
+            cases.push((
+                "pam_unix",
+                if scheme.as_deref() == Some("yescrypt") {
+                    "peer: pam_unix.so, yescrypt hash"
+                } else {
+                    "peer: pam_unix.so (system default hash)"
+                },
+                "bench-unix",
+                u.clone(),
+                p.clone(),
+                pam::PAM_SUCCESS,
+            ));
+        }
+        _ => r.skip(
+            "3",
+            "peer: pam_unix.so",
+            "no throwaway user (run bench/run.sh as root)",
+        ),
+    }
+    // Several harness processes per case, interleaved; the first iteration of each (libpam
+    // start-up) is dropped.
+    let chunks = 4.min(n);
+    let per = n.div_ceil(chunks);
+    let mut samples = vec![Vec::new(); cases.len()];
+    let mut broken: Vec<Option<String>> = vec![None; cases.len()];
+    for _ in 0..chunks {
+        for (k, (_, _, service, user, pw, expect)) in cases.iter().enumerate() {
+            if broken[k].is_some() {
+                continue;
+            }
+            let res = svc.run(service, user, pw, OFF_IP, per + 1)?;
+            if let Some((rc, _)) = res.iter().find(|(rc, _)| rc != expect) {
+                broken[k] = Some(format!("PAM result {rc}, expected {expect}"));
+                continue;
+            }
+            samples[k].extend(res.iter().skip(1).map(|(_, ms)| *ms));
+        }
+    }
+    for (k, (key, what, ..)) in cases.iter().enumerate() {
+        let section = if *key == "pam_unix" { "3" } else { "2" };
+        match &broken[k] {
+            Some(why) => r.skip(section, what, why),
+            None => r.add(
+                section,
+                key,
+                what,
+                &samples[k],
+                "in-process harness under pam_wrapper",
+            ),
+        }
+    }
+    Ok(())
+}
+
+fn shadow_scheme(user: &str) -> Option<String> {
+    let shadow = std::fs::read_to_string("/etc/shadow").ok()?;
+    let line = shadow.lines().find(|l| l.split(':').next() == Some(user))?;
+    let hash = line.split(':').nth(1)?;
+    Some(
+        match hash.split('$').nth(1)? {
+            "y" => "yescrypt",
+            "6" => "sha512crypt",
+            "5" => "sha256crypt",
+            other => other,
+        }
+        .to_owned(),
+    )
+}
+
+/// Sections 3 (Dovecot passwd-file) and 5 (concurrency), plus Dovecot's own overhead.
+fn dovecot_rows(o: &Opts, n: usize, one: &Db, r: &mut Results) -> Res<()> {
+    let doveadm_n = n.min(20);
+    let levels: Vec<usize> = o.clients.iter().copied().filter(|&c| c > 0).collect();
+
+    // passwd-file with an {ARGON2ID} hash (same parameters) and a {PLAIN} user.
+    progress("Dovecot passwd-file {ARGON2ID}");
+    let dir = o.work.join("dovecot-passwd-file");
+    std::fs::create_dir_all(&dir)?;
+    let pw = setup::letters(&one.password);
+    let users = dir.join("users");
+    std::fs::write(
+        &users,
+        format!(
+            "alice:{{ARGON2ID}}{}\nplain:{{PLAIN}}plainsecret\n",
+            setup::hash(pw.as_bytes())?
+        ),
+    )?;
+    let inst = dovecot::Instance::start(
+        &dir,
+        &format!(
+            "passdb {{\n  driver = passwd-file\n  args = {}\n}}",
+            users.display()
+        ),
+    )?;
+    let mut client = dovecot::AuthClient::connect(&inst.socket)?;
+    let (mut t_argon, mut t_plain) = (Vec::new(), Vec::new());
+    for i in 0..n + 2 {
+        let (ok1, a) = client.auth("alice", &pw, OFF_IP)?;
+        let (ok2, p) = client.auth("plain", "plainsecret", OFF_IP)?;
+        if !(ok1 && ok2) {
+            return Err("Dovecot passwd-file refused a correct password".into());
+        }
+        if i >= 2 {
+            t_argon.push(a);
+            t_plain.push(p);
+        }
+    }
+    drop(client);
+    r.add(
+        "3",
+        "dc_file_argon",
+        "peer: Dovecot passwd-file {ARGON2ID}, at the auth socket",
+        &t_argon,
+        "auth process, serialised",
+    );
+    r.add(
+        "3",
+        "dc_file_plain",
+        "Dovecot passwd-file {PLAIN}, at the auth socket",
+        &t_plain,
+        "Dovecot's own overhead",
+    );
+    let (mut d_argon, mut d_plain) = (Vec::new(), Vec::new());
+    for _ in 0..doveadm_n {
+        let (c1, a) = inst.doveadm_test("alice", &pw, OFF_IP)?;
+        let (c2, p) = inst.doveadm_test("plain", "plainsecret", OFF_IP)?;
+        if c1 != 0 || c2 != 0 {
+            return Err(format!("doveadm auth test exit {c1}/{c2}").into());
+        }
+        d_argon.push(a);
+        d_plain.push(p);
+    }
+    r.add(
+        "3",
+        "dc_file_doveadm",
+        "peer: `doveadm auth test`, passwd-file {ARGON2ID}",
+        &d_argon,
+        "includes doveadm start-up",
+    );
+    r.add(
+        "3",
+        "dc_file_doveadm_plain",
+        "`doveadm auth test`, passwd-file {PLAIN}",
+        &d_plain,
+        "doveadm start-up + Dovecot overhead",
+    );
+    let argon_users = vec![("alice".to_owned(), pw.clone())];
+    for &c in &levels {
+        progress(&format!("  passwd-file, {c} concurrent clients"));
+        let t = dovecot::throughput(&inst.socket, &argon_users, c, o.seconds, OFF_IP)?;
+        r.throughput.push(ThroughputRow {
+            what: "passwd-file {ARGON2ID}",
+            clients: c,
+            per_second: t.per_second,
+            latency: t.latency,
+            ok: t.ok,
+            failed: t.failed,
+        });
+    }
+    let (count, first) = inst.log_problems();
+    if count > 0 {
+        r.notes.push(format!(
+            "Dovecot (passwd-file instance) logged {count} error/warning lines; first: `{}`",
+            first.unwrap_or_default()
+        ));
+    }
+    drop(inst);
+
+    // checkpassword with apppw-checkpassword.
+    progress("Dovecot checkpassword + apppw-checkpassword");
+    let dir = o.work.join("dovecot-checkpassword");
+    let dbdir = dir.join("db");
+    std::fs::create_dir_all(&dbdir)?;
+    let cp = dir.join("apppw-checkpassword");
+    std::fs::copy(o.bin_dir.join("apppw-checkpassword"), &cp)?;
+    let config = dir.join("apppw.toml");
+    let lockout = setup::lockout_supported(&o.bin_dir.join("apppw"), &dbdir)?;
+    setup::write_config(&config, &dbdir.join("apppw.db"), lockout)?;
+    let apppw_bin = o.bin_dir.join("apppw");
+    let max_clients = levels.iter().copied().max().unwrap_or(1);
+    let mut cp_users = Vec::new();
+    for i in 0..max_clients.max(1) {
+        let user = format!("u{i:02}");
+        let pw = setup::create(&apppw_bin, &config, &user, "phone")?;
+        cp_users.push((user, pw));
+    }
+    setup::chown_to(&dbdir, "dovecot")?;
+    let inst = dovecot::Instance::start(
+        &dir,
+        &format!(
+            "passdb {{\n  driver = checkpassword\n  args = {} --config {}\n}}",
+            cp.display(),
+            config.display()
+        ),
+    )?;
+    let (user, pw) = cp_users[0].clone();
+    let mut client = dovecot::AuthClient::connect(&inst.socket)?;
+    let mut t_cp = Vec::new();
+    for i in 0..n + 2 {
+        let (ok, ms) = client.auth(&user, &pw, OFF_IP)?;
+        if !ok {
+            r.skip(
+                "5",
+                "Dovecot checkpassword",
+                "a correct app password was refused (see the Dovecot log)",
+            );
+            return Ok(());
+        }
+        if i >= 2 {
+            t_cp.push(ms);
+        }
+    }
+    drop(client);
+    r.add(
+        "5",
+        "dc_cp",
+        "Dovecot checkpassword + apppw-checkpassword, at the auth socket",
+        &t_cp,
+        "correct app password",
+    );
+    let mut d_cp = Vec::new();
+    for _ in 0..doveadm_n {
+        let (c, ms) = inst.doveadm_test(&user, &pw, OFF_IP)?;
+        if c != 0 {
+            return Err(format!("doveadm auth test (checkpassword) exit {c}").into());
+        }
+        d_cp.push(ms);
+    }
+    r.add(
+        "5",
+        "dc_cp_doveadm",
+        "`doveadm auth test`, checkpassword + apppw-checkpassword",
+        &d_cp,
+        "includes doveadm start-up",
+    );
+    for &c in &levels {
+        progress(&format!("  checkpassword, {c} concurrent clients"));
+        let t = dovecot::throughput(&inst.socket, &cp_users, c, o.seconds, OFF_IP)?;
+        r.throughput.push(ThroughputRow {
+            what: "checkpassword + apppw-checkpassword",
+            clients: c,
+            per_second: t.per_second,
+            latency: t.latency,
+            ok: t.ok,
+            failed: t.failed,
+        });
+    }
+    // The same with one long-lived connection holding the database open, so that no
+    // checkpassword process is the first to open it (WAL recovery) or the last to close it
+    // (checkpoint + WAL removal).
+    let holder = rusqlite::Connection::open(dbdir.join("apppw.db"))?;
+    holder.query_row("SELECT count(*) FROM app_passwords", [], |_| Ok(()))?;
+    setup::chown_to(&dbdir, "dovecot")?;
+    for &c in &levels {
+        progress(&format!(
+            "  checkpassword, database held open, {c} concurrent clients"
+        ));
+        let t = dovecot::throughput(&inst.socket, &cp_users, c, o.seconds, OFF_IP)?;
+        r.throughput.push(ThroughputRow {
+            what: "checkpassword + apppw-checkpassword, database held open",
+            clients: c,
+            per_second: t.per_second,
+            latency: t.latency,
+            ok: t.ok,
+            failed: t.failed,
+        });
+    }
+    drop(holder);
+    let (count, first) = inst.log_problems();
+    if count > 0 {
+        r.notes.push(format!(
+            "Dovecot (checkpassword instance) logged {count} error/warning lines; first: `{}`",
+            first.unwrap_or_default()
+        ));
+    }
+    drop(inst);
+    Ok(())
+}
+
+/// The targets of issue #6, with the measured values.
+fn targets(r: &Results) -> String {
+    let m = |k| r.median(k);
+    let mut out = String::from("| target | measured | limit | met |\n|---|---:|---:|---|\n");
+    let mut line =
+        |what: &str, v: Option<f64>, limit: f64, unit: &str, fmt: &dyn Fn(f64) -> String| {
+            let (val, met) = match v {
+                Some(v) => (
+                    format!("{}{unit}", fmt(v)),
+                    if v <= limit { "yes" } else { "**no**" },
+                ),
+                None => ("–".into(), "not measured"),
+            };
+            out.push_str(&format!(
+                "| {what} | {val} | ≤ {}{unit} | {met} |\n",
+                fmt(limit)
+            ));
+        };
+    let ms2 = |v: f64| format!("{v:.2}");
+    let x2 = |v: f64| format!("{v:.2}");
+    let sub = |a: Option<f64>, b: Option<f64>| Some(a? - b?);
+    let div = |a: Option<f64>, b: Option<f64>| Some(a? / b?);
+    line(
+        "checkpassword overhead beyond one bare Argon2 (correct − warm verify)",
+        sub(m("cp_ok"), m("argon_warm")),
+        2.0,
+        " ms",
+        &ms2,
+    );
+    line(
+        "checkpassword overhead beyond one bare Argon2 (correct − fresh huge-page verify)",
+        sub(m("cp_ok"), m("argon_fresh")),
+        2.0,
+        " ms",
+        &ms2,
+    );
+    line(
+        "PAM module overhead, no Argon2 (normal password off campus − pam_permit)",
+        sub(m("pam_normal"), m("pam_permit")),
+        0.3,
+        " ms",
+        &ms2,
+    );
+    line(
+        "PAM module overhead beyond one fresh Argon2 (correct − pam_permit − fresh verify)",
+        sub(sub(m("pam_ok"), m("pam_permit")), m("argon_fresh")),
+        0.3,
+        " ms",
+        &ms2,
+    );
+    line(
+        "PAM module overhead beyond one warm Argon2 (correct − pam_permit − warm verify)",
+        sub(sub(m("pam_ok"), m("pam_permit")), m("argon_warm")),
+        0.3,
+        " ms",
+        &ms2,
+    );
+    line(
+        "wrong app password (known tag) / correct, checkpassword",
+        div(m("cp_wrong"), m("cp_ok")),
+        1.1,
+        "×",
+        &x2,
+    );
+    line(
+        "wrong app password (unknown tag) / correct, checkpassword",
+        div(m("cp_wrong_tag"), m("cp_ok")),
+        1.1,
+        "×",
+        &x2,
+    );
+    line(
+        "unknown user / correct, checkpassword",
+        div(m("cp_unknown_user"), m("cp_ok")),
+        1.1,
+        "×",
+        &x2,
+    );
+    line(
+        "wrong app password / correct, PAM module",
+        div(m("pam_wrong"), m("pam_ok")),
+        1.1,
+        "×",
+        &x2,
+    );
+    line(
+        "normal password off campus, checkpassword total",
+        m("cp_normal"),
+        2.0,
+        " ms",
+        &ms2,
+    );
+    line(
+        "unknown-format input, checkpassword total",
+        m("cp_bad"),
+        2.0,
+        " ms",
+        &ms2,
+    );
+    line(
+        "100 app passwords / 1 app password",
+        div(m("cp_100"), m("cp_ok")),
+        1.1,
+        "×",
+        &x2,
+    );
+    line(
+        "large database / 1000 users",
+        div(m("cp_big"), m("cp_1k")),
+        1.1,
+        "×",
+        &x2,
+    );
+
+    let cores = r.values.get("cores").copied();
+    let ideal = match (cores, m("argon_warm")) {
+        (Some(c), Some(w)) => Some(c * 1000.0 / w),
+        _ => None,
+    };
+    let measured_bare = r.values.get("argon_parallel_rate").copied();
+    for t in r
+        .throughput
+        .iter()
+        .filter(|t| t.what.starts_with("checkpassword") && t.clients >= 2)
+    {
+        let (val, met) = match ideal {
+            Some(d) => {
+                let v = t.per_second / d;
+                (
+                    format!("{:.0}% ({:.1}/s of {d:.1}/s)", v * 100.0, t.per_second),
+                    if v >= 0.9 { "yes" } else { "**no**" },
+                )
+            }
+            None => ("–".into(), "not measured"),
+        };
+        let held = if t.what.contains("held open") {
+            ", database held open"
+        } else {
+            ""
+        };
+        out.push_str(&format!(
+            "| throughput, {} concurrent clients{held}, vs cores × 1/(warm verify) | {val} | ≥ 90% | {met} |\n",
+            t.clients
+        ));
+    }
+    if let Some(b) = measured_bare {
+        out.push_str(&format!(
+            "\nMeasured in-process bare Argon2id rate with one thread per core: {b:.1}/s.\n"
+        ));
+    }
+    out
+}
