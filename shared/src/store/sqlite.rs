@@ -64,6 +64,15 @@ impl Sqlite {
         let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
         conn.busy_timeout(LOGIN_BUSY_TIMEOUT)
             .map_err(|e| open_error(path, e))?;
+        // A login only writes last-use times and failure counters. In WAL mode, NORMAL skips
+        // the fsync of each commit (a power cut may lose the newest of those, never a
+        // credential: the CLI keeps FULL), and leaving the checkpoint to the writer that fills
+        // the WAL saves the fsyncs of a checkpoint at every close.
+        let _ = conn.pragma_update(None, "synchronous", "NORMAL");
+        let _ = conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        );
         let store = Sqlite {
             conn,
             path: path.to_path_buf(),
