@@ -6,8 +6,10 @@
 #                [--only argon,lib,cp,pam,dovecot]
 #
 # Builds the release binaries and the PAM harness, starts throwaway Dovecot instances (loopback,
-# no mail listeners), creates a throwaway system user for the pam_unix row, and removes all of it
-# on exit. Takes a few minutes with the defaults.
+# no mail listeners) and a throwaway PostgreSQL cluster (scripts/pg-cluster.sh: loopback TCP and
+# a unix socket; its rows are skipped with a note when the server is not installed), creates a
+# throwaway system user for the pam_unix row, and removes all of it on exit. Takes about two
+# minutes with the defaults.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,9 +27,13 @@ WORK=$(mktemp -d /tmp/apppw-bench.XXXXXX)
 chmod 755 "$WORK"          # Dovecot's unprivileged auth process reads the instance files
 UNIX_USER="apppwb$$"
 UNIX_USER_CREATED=""
+PG_DIR=""
 
 cleanup() {
   local conf pidf pid i
+  if [ -n "$PG_DIR" ]; then
+    "$ROOT/scripts/pg-cluster.sh" stop "$PG_DIR" >/dev/null 2>&1 || true
+  fi
   for conf in "$WORK"/dovecot-*/dovecot.conf; do
     [ -f "$conf" ] && doveadm -c "$conf" stop >/dev/null 2>&1 || true
   done
@@ -63,6 +69,31 @@ else
   PAM_ARGS=(--unix-user "$UNIX_USER")
 fi
 
+# PostgreSQL rows: a throwaway cluster (trust authentication, loopback only), one database that
+# `apppw create` fills through a config pointing at it (apppw-bench does that).
+PG_ARGS=()
+PG_INFO="not measured"
+sections=$(printf '%s\n' "$@" | sed -n 's/^--only=//p; /^--only$/{n;p}' | tail -n 1)
+if [ -n "$sections" ] && ! printf '%s' "$sections" | grep -qE '(^|,)(lib|cp|pam)(,|$)'; then
+  PG_INFO="not requested"
+elif ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  PG_INFO="not installed: PostgreSQL rows skipped"
+  PG_ARGS=(--pg-skip "PostgreSQL server not installed (package postgresql)")
+  echo "run.sh: PostgreSQL server not installed; skipping the PostgreSQL rows" >&2
+elif ! id postgres >/dev/null 2>&1; then
+  PG_INFO="no postgres user: PostgreSQL rows skipped"
+  PG_ARGS=(--pg-skip "no postgres user to run the server as")
+  echo "run.sh: no postgres user; skipping the PostgreSQL rows" >&2
+else
+  PG_DIR="$WORK/pg"
+  admin_url=$("$ROOT/scripts/pg-cluster.sh" start "$PG_DIR")
+  port=$(printf '%s' "$admin_url" | sed -n 's|.*@127\.0\.0\.1:\([0-9]*\)/.*|\1|p')
+  psql -X -q -v ON_ERROR_STOP=1 -d "$admin_url" -c 'CREATE DATABASE apppw_bench' >/dev/null
+  PG_ARGS=(--pg-url "postgresql://postgres@127.0.0.1:$port/apppw_bench?connect_timeout=2"
+           --pg-socket-url "postgresql://postgres@/apppw_bench?host=$PG_DIR&port=$port&connect_timeout=2")
+  PG_INFO="$("$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)/postgres" --version), throwaway cluster (fsync=off, synchronous_commit=off), TCP 127.0.0.1 and unix socket"
+fi
+
 psi() { sed -n 's/^some .*avg60=\([0-9.]*\).*/\1%/p' "/proc/pressure/$1" 2>/dev/null || echo unknown; }
 thp=$(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null || echo unknown)
 busy=$(ps -eo comm= | grep -cE '^(rustc|cargo|cc1|ld)$' || true)
@@ -81,11 +112,12 @@ cat <<INFO
 | compiler/linker processes running at start | $busy |
 | rustc | $(rustc --version 2>/dev/null || echo unknown) |
 | Dovecot | $(dovecot --version 2>/dev/null || echo unknown) |
+| PostgreSQL | $PG_INFO |
 
 INFO
 
 "$BIN/apppw-bench" --bin-dir "$BIN" --work "$WORK" --pam-harness "$WORK/pam_bench" \
-  "${PAM_ARGS[@]}" "$@"
+  "${PAM_ARGS[@]}" "${PG_ARGS[@]}" "$@"
 
 echo
 echo "Load average at end: $(cut -d' ' -f1-3 /proc/loadavg); CPU / IO pressure (PSI some avg60): $(psi cpu) / $(psi io)"

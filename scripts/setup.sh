@@ -10,6 +10,7 @@ PACKAGES=(
   postfix swaks                             # SMTP AUTH through Dovecot SASL
   dpkg-dev lintian man-db fail2ban          # building and checking the .deb, man pages, filter
   sqlite3 python3 ca-certificates
+  postgresql                                # the shared store for several mail servers
   chromium chromium-driver                  # the self-service page in a real browser
 )
 

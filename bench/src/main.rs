@@ -12,6 +12,9 @@
 //! 4. one bare Argon2id verification (warm memory, fresh huge-page mapping, fresh heap);
 //! 5. concurrent logins through a real Dovecot auth socket;
 //! 6. scaling with app passwords per user and users per database.
+//!
+//! With `--pg-url` / `--pg-socket-url` (a throwaway PostgreSQL cluster that `run.sh` starts),
+//! sections 1, 2 and `lib` also time the store on PostgreSQL, over TCP and the unix socket.
 
 mod dovecot;
 mod exec;
@@ -24,7 +27,7 @@ use apppw::hash::{Argon2Kdf, Kdf, Params};
 use apppw::store::{CredentialSource, LazyStore, Store};
 use apppw::verify::{Decision, Record, Request};
 use clap::Parser;
-use setup::{Db, OFF_IP};
+use setup::{Db, OFF_IP, PgDb};
 use stats::{Results, ThroughputRow};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -66,6 +69,15 @@ struct Opts {
     /// Skip the Dovecot rows.
     #[arg(long)]
     no_dovecot: bool,
+    /// URL (TCP) of an empty PostgreSQL database for the PostgreSQL rows.
+    #[arg(long, requires = "pg_socket_url")]
+    pg_url: Option<String>,
+    /// The same database over its unix socket.
+    #[arg(long, requires = "pg_url")]
+    pg_socket_url: Option<String>,
+    /// Why there are no PostgreSQL rows (printed in their place).
+    #[arg(long)]
+    pg_skip: Option<String>,
     /// Sections to run: argon, lib, cp, pam, dovecot.
     #[arg(
         long,
@@ -127,6 +139,16 @@ fn run(o: &Opts) -> Res<()> {
         users_1k: mk("users-1k", 0, 1000)?,
         users_big: mk("users-big", 0, o.big_users)?,
     };
+    let pg = match (&o.pg_url, &o.pg_socket_url) {
+        (Some(tcp), Some(socket)) => {
+            Some(setup::make_pg(&apppw_bin, &dbdir, tcp, socket, lockout)?)
+        }
+        _ => None,
+    };
+    let pg_skip = o
+        .pg_skip
+        .clone()
+        .unwrap_or_else(|| "no PostgreSQL database given (--pg-url)".into());
     progress(&format!("databases ready in {:.1} s", ms_since(t) / 1e3));
 
     let mut r = Results::default();
@@ -135,13 +157,29 @@ fn run(o: &Opts) -> Res<()> {
     }
     if o.wants("lib") {
         library(n, &dbs.one, &mut r)?;
+        match &pg {
+            Some(pg) => library_pg(n, pg, &mut r)?,
+            None => r.skip("lib", "store work on PostgreSQL", &pg_skip),
+        }
     }
     if o.wants("cp") {
-        checkpassword(o, n, &dbs, &mut r)?;
+        checkpassword(o, n, &dbs, pg.as_ref(), &mut r)?;
+        if pg.is_none() {
+            r.skip(
+                "1",
+                "checkpassword with PostgreSQL (TCP, unix socket)",
+                &pg_skip,
+            );
+        }
     }
     if o.wants("pam") {
         match &o.pam_harness {
-            Some(h) => pam_rows(o, n, h, &dbs.one, &mut r)?,
+            Some(h) => {
+                pam_rows(o, n, h, &dbs.one, pg.as_ref(), &mut r)?;
+                if pg.is_none() {
+                    r.skip("2", "pam_apppw.so with PostgreSQL", &pg_skip);
+                }
+            }
             None => r.skip("2", "PAM harness", "no --pam-harness given"),
         }
     }
@@ -160,6 +198,10 @@ fn run(o: &Opts) -> Res<()> {
     }
     println!("## Targets\n");
     println!("{}", targets(&r));
+    if pg.is_some() {
+        println!("## PostgreSQL against SQLite\n");
+        println!("{}", pg_comparison(&r));
+    }
     println!(
         "Argon2id parameters: m={} KiB, t={}, p={}; N={n} per row; {} s per concurrency level; \
          failure counters {}.",
@@ -511,6 +553,87 @@ fn library(n: usize, db: &Db, r: &mut Results) -> Res<()> {
     Ok(())
 }
 
+/// The store work of one login on PostgreSQL, in-process: a new connection each time (as every
+/// checkpassword process and every PAM call opens one), over TCP and over the unix socket.
+fn library_pg(n: usize, pg: &PgDb, r: &mut Results) -> Res<()> {
+    progress("library breakdown, PostgreSQL");
+    let user = "alice";
+    let letters = setup::letters(&pg.password);
+    let tag = &letters[..4];
+    let variants: [(&Path, [&'static str; 3], &str); 2] = [
+        (
+            &pg.tcp_config,
+            ["lib_pg_open_lookup", "lib_pg_store_ok", "lib_pg_store_fail"],
+            "PostgreSQL TCP",
+        ),
+        (
+            &pg.socket_config,
+            [
+                "lib_pgs_open_lookup",
+                "lib_pgs_store_ok",
+                "lib_pgs_store_fail",
+            ],
+            "PostgreSQL unix socket",
+        ),
+    ];
+    for (config, keys, name) in variants {
+        let cfg = apppw::Config::load(Some(config)).map_err(|e| e.to_string())?;
+        let (mut t_open, mut t_use, mut t_fail) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..n + 2 {
+            let t = Instant::now();
+            let mut s = Store::open_for_login(&cfg.database)?;
+            let id = s
+                .lookup(user, tag)?
+                .ok_or("alice's app password not found by lookup")?
+                .id;
+            drop(s);
+            let o = ms_since(t);
+            let t = Instant::now();
+            let mut s = Store::open_for_login(&cfg.database)?;
+            s.locked_out(user, OFF_IP, apppw::now())?;
+            s.lookup(user, tag)?;
+            s.record_use(id, apppw::now(), Some(OFF_IP), Some("imap"))?;
+            drop(s);
+            let u = ms_since(t);
+            let t = Instant::now();
+            let mut s = Store::open_for_login(&cfg.database)?;
+            s.locked_out(user, OFF_IP, apppw::now())?;
+            s.lookup(user, tag)?;
+            s.record_failure(user, OFF_IP, apppw::now(), &cfg.lockout)?;
+            drop(s);
+            let f = ms_since(t);
+            if i >= 2 {
+                t_open.push(o);
+                t_use.push(u);
+                t_fail.push(f);
+            }
+        }
+        let note = "in-process, new connection each time";
+        r.add(
+            "lib",
+            keys[0],
+            &format!("{name}: Store::open_for_login + one lookup + close"),
+            &t_open,
+            note,
+        );
+        r.add(
+            "lib",
+            keys[1],
+            &format!("{name}: store work of a success (as for SQLite above)"),
+            &t_use,
+            note,
+        );
+        r.add(
+            "lib",
+            keys[2],
+            &format!("{name}: store work of a failure (as for SQLite above)"),
+            &t_fail,
+            note,
+        );
+    }
+    Ok(())
+}
+
 struct CpCase<'a> {
     key: &'static str,
     section: &'static str,
@@ -525,7 +648,7 @@ fn case<'a>(
     key: &'static str,
     section: &'static str,
     what: &'static str,
-    cfg: &'a Db,
+    config: &'a Path,
     user: &'a str,
     password: Vec<u8>,
     expect: i32,
@@ -534,7 +657,7 @@ fn case<'a>(
         key,
         section,
         what,
-        config: Some(cfg.config.as_path()),
+        config: Some(config),
         user,
         password,
         expect,
@@ -542,7 +665,7 @@ fn case<'a>(
 }
 
 /// Sections 1 and 6: apppw-checkpassword per attempt.
-fn checkpassword(o: &Opts, n: usize, dbs: &Dbs, r: &mut Results) -> Res<()> {
+fn checkpassword(o: &Opts, n: usize, dbs: &Dbs, pg: Option<&PgDb>, r: &mut Results) -> Res<()> {
     progress("apppw-checkpassword per attempt");
     let bin = o.bin_dir.join("apppw-checkpassword");
     let app = |db: &Db| setup::letters(&db.password).into_bytes();
@@ -561,7 +684,7 @@ fn checkpassword(o: &Opts, n: usize, dbs: &Dbs, r: &mut Results) -> Res<()> {
             "cp_ok",
             "1",
             "checkpassword: correct app password",
-            one,
+            &one.config,
             "alice",
             dbs.one.password.clone().into_bytes(),
             0,
@@ -570,7 +693,7 @@ fn checkpassword(o: &Opts, n: usize, dbs: &Dbs, r: &mut Results) -> Res<()> {
             "cp_wrong",
             "1",
             "checkpassword: wrong app password (known tag)",
-            one,
+            &one.config,
             "alice",
             setup::wrong_same_tag(&one.password).into_bytes(),
             1,
@@ -579,7 +702,7 @@ fn checkpassword(o: &Opts, n: usize, dbs: &Dbs, r: &mut Results) -> Res<()> {
             "cp_wrong_tag",
             "1",
             "checkpassword: wrong app password (unknown tag)",
-            one,
+            &one.config,
             "alice",
             setup::wrong_other_tag(&one.password).into_bytes(),
             1,
@@ -588,7 +711,7 @@ fn checkpassword(o: &Opts, n: usize, dbs: &Dbs, r: &mut Results) -> Res<()> {
             "cp_unknown_user",
             "1",
             "checkpassword: unknown user, app-password shaped",
-            one,
+            &one.config,
             "nosuchuser",
             app(one),
             1,
@@ -597,7 +720,7 @@ fn checkpassword(o: &Opts, n: usize, dbs: &Dbs, r: &mut Results) -> Res<()> {
             "cp_normal",
             "1",
             "checkpassword: normal password, off campus",
-            one,
+            &one.config,
             "alice",
             b"Winter2026!".to_vec(),
             1,
@@ -606,7 +729,7 @@ fn checkpassword(o: &Opts, n: usize, dbs: &Dbs, r: &mut Results) -> Res<()> {
             "cp_bad",
             "1",
             "checkpassword: unknown format (control character)",
-            one,
+            &one.config,
             "alice",
             b"abc\x01def".to_vec(),
             1,
@@ -615,7 +738,7 @@ fn checkpassword(o: &Opts, n: usize, dbs: &Dbs, r: &mut Results) -> Res<()> {
             "cp_10",
             "6",
             "checkpassword: correct, user has 10 app passwords",
-            &dbs.ten,
+            &dbs.ten.config,
             "alice",
             app(&dbs.ten),
             0,
@@ -624,7 +747,7 @@ fn checkpassword(o: &Opts, n: usize, dbs: &Dbs, r: &mut Results) -> Res<()> {
             "cp_100",
             "6",
             "checkpassword: correct, user has 100 app passwords",
-            &dbs.hundred,
+            &dbs.hundred.config,
             "alice",
             app(&dbs.hundred),
             0,
@@ -633,7 +756,7 @@ fn checkpassword(o: &Opts, n: usize, dbs: &Dbs, r: &mut Results) -> Res<()> {
             "cp_1k",
             "6",
             "checkpassword: correct, database of 1000 users",
-            &dbs.users_1k,
+            &dbs.users_1k.config,
             "alice",
             app(&dbs.users_1k),
             0,
@@ -642,12 +765,75 @@ fn checkpassword(o: &Opts, n: usize, dbs: &Dbs, r: &mut Results) -> Res<()> {
             "cp_big",
             "6",
             "checkpassword: correct, database of the large user count",
-            &dbs.users_big,
+            &dbs.users_big.config,
             "alice",
             app(&dbs.users_big),
             0,
         ),
     ];
+    // The same attempts with the store on PostgreSQL, next to the SQLite rows (section 1).
+    let mut cases = cases;
+    if let Some(pg) = pg {
+        let at = cases
+            .iter()
+            .position(|c| c.section == "6")
+            .unwrap_or(cases.len());
+        let app = setup::letters(&pg.password).into_bytes();
+        let wrong = setup::wrong_same_tag(&pg.password).into_bytes();
+        let normal = b"Winter2026!".to_vec();
+        let tcp = pg.tcp_config.as_path();
+        let socket = pg.socket_config.as_path();
+        let more = [
+            (
+                "cp_pg_ok",
+                "checkpassword, PostgreSQL TCP: correct app password",
+                tcp,
+                app.clone(),
+                0,
+            ),
+            (
+                "cp_pg_wrong",
+                "checkpassword, PostgreSQL TCP: wrong app password (known tag)",
+                tcp,
+                wrong.clone(),
+                1,
+            ),
+            (
+                "cp_pg_normal",
+                "checkpassword, PostgreSQL TCP: normal password, off campus",
+                tcp,
+                normal.clone(),
+                1,
+            ),
+            (
+                "cp_pgs_ok",
+                "checkpassword, PostgreSQL unix socket: correct app password",
+                socket,
+                app,
+                0,
+            ),
+            (
+                "cp_pgs_wrong",
+                "checkpassword, PostgreSQL unix socket: wrong app password (known tag)",
+                socket,
+                wrong,
+                1,
+            ),
+            (
+                "cp_pgs_normal",
+                "checkpassword, PostgreSQL unix socket: normal password, off campus",
+                socket,
+                normal,
+                1,
+            ),
+        ];
+        for (k, (key, what, config, password, expect)) in more.into_iter().enumerate() {
+            cases.insert(
+                at + k,
+                case(key, "1", what, config, "alice", password, expect),
+            );
+        }
+    }
     let env = [
         ("SERVICE", "imap"),
         ("TCPREMOTEIP", OFF_IP),
@@ -718,7 +904,14 @@ fn checkpassword(o: &Opts, n: usize, dbs: &Dbs, r: &mut Results) -> Res<()> {
 }
 
 /// Section 2 (and pam_unix of section 3): in-process PAM.
-fn pam_rows(o: &Opts, n: usize, harness: &Path, db: &Db, r: &mut Results) -> Res<()> {
+fn pam_rows(
+    o: &Opts,
+    n: usize,
+    harness: &Path,
+    db: &Db,
+    pg: Option<&PgDb>,
+    r: &mut Results,
+) -> Res<()> {
     progress("PAM harness");
     let svc = pam::Services::new(&o.work.join("pam.d"), harness)?;
     let permit = pam::find_lib("security", "pam_permit.so").ok_or("pam_permit.so not found")?;
@@ -780,6 +973,54 @@ fn pam_rows(o: &Opts, n: usize, harness: &Path, db: &Db, r: &mut Results) -> Res
             pam::PAM_AUTH_ERR,
         ),
     ];
+    if let Some(pg) = pg {
+        svc.add(
+            "bench-apppw-pg",
+            &module,
+            &format!("config={}", pg.tcp_config.display()),
+        )?;
+        svc.add(
+            "bench-apppw-pgs",
+            &module,
+            &format!("config={}", pg.socket_config.display()),
+        )?;
+        let app = setup::letters(&pg.password);
+        let wrong = setup::wrong_same_tag(&pg.password);
+        cases.extend([
+            (
+                "pam_pg_ok",
+                "pam_apppw.so, PostgreSQL TCP: correct app password",
+                "bench-apppw-pg",
+                "alice".into(),
+                app.clone(),
+                pam::PAM_SUCCESS,
+            ),
+            (
+                "pam_pg_wrong",
+                "pam_apppw.so, PostgreSQL TCP: wrong app password (known tag)",
+                "bench-apppw-pg",
+                "alice".into(),
+                wrong.clone(),
+                pam::PAM_AUTH_ERR,
+            ),
+            (
+                "pam_pgs_ok",
+                "pam_apppw.so, PostgreSQL unix socket: correct app password",
+                "bench-apppw-pgs",
+                "alice".into(),
+                app,
+                pam::PAM_SUCCESS,
+            ),
+            (
+                "pam_pgs_wrong",
+                "pam_apppw.so, PostgreSQL unix socket: wrong app password (known tag)",
+                "bench-apppw-pgs",
+                "alice".into(),
+                wrong,
+                pam::PAM_AUTH_ERR,
+            ),
+        ]);
+    }
     match (
         &o.unix_user,
         &o.unix_password,
@@ -1067,6 +1308,78 @@ fn dovecot_rows(o: &Opts, n: usize, one: &Db, r: &mut Results) -> Res<()> {
     Ok(())
 }
 
+/// Each PostgreSQL row against the same row on SQLite: ratio and difference of the medians.
+fn pg_comparison(r: &Results) -> String {
+    let mut out = String::from(
+        "| attempt | SQLite ms | PostgreSQL TCP ms | TCP / SQLite | PostgreSQL socket ms | socket / SQLite |\n\
+         |---|---:|---:|---:|---:|---:|\n",
+    );
+    let rows = [
+        (
+            "checkpassword: correct app password",
+            "cp_ok",
+            "cp_pg_ok",
+            "cp_pgs_ok",
+        ),
+        (
+            "checkpassword: wrong app password (known tag)",
+            "cp_wrong",
+            "cp_pg_wrong",
+            "cp_pgs_wrong",
+        ),
+        (
+            "checkpassword: normal password, off campus",
+            "cp_normal",
+            "cp_pg_normal",
+            "cp_pgs_normal",
+        ),
+        (
+            "PAM module: correct app password",
+            "pam_ok",
+            "pam_pg_ok",
+            "pam_pgs_ok",
+        ),
+        (
+            "PAM module: wrong app password (known tag)",
+            "pam_wrong",
+            "pam_pg_wrong",
+            "pam_pgs_wrong",
+        ),
+        (
+            "store work of a success (lib)",
+            "lib_store_ok",
+            "lib_pg_store_ok",
+            "lib_pgs_store_ok",
+        ),
+        (
+            "store work of a failure (lib)",
+            "lib_store_fail",
+            "lib_pg_store_fail",
+            "lib_pgs_store_fail",
+        ),
+    ];
+    let cell = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.2}"));
+    for (what, sqlite, tcp, socket) in rows {
+        let (s, t, u) = (r.median(sqlite), r.median(tcp), r.median(socket));
+        if t.is_none() && u.is_none() {
+            continue;
+        }
+        let ratio = |pg: Option<f64>| match (pg, s) {
+            (Some(p), Some(s)) => format!("{:.2}× ({:+.2} ms)", p / s, p - s),
+            _ => "–".to_owned(),
+        };
+        out.push_str(&format!(
+            "| {what} | {} | {} | {} | {} | {} |\n",
+            cell(s),
+            cell(t),
+            ratio(t),
+            cell(u),
+            ratio(u)
+        ));
+    }
+    out
+}
+
 /// The targets of issue #6, with the measured values.
 fn targets(r: &Results) -> String {
     let m = |k| r.median(k);
@@ -1152,6 +1465,32 @@ fn targets(r: &Results) -> String {
         "×",
         &x2,
     );
+    for (what, wrong, ok) in [
+        (
+            "wrong app password / correct, checkpassword, PostgreSQL TCP",
+            "cp_pg_wrong",
+            "cp_pg_ok",
+        ),
+        (
+            "wrong app password / correct, checkpassword, PostgreSQL unix socket",
+            "cp_pgs_wrong",
+            "cp_pgs_ok",
+        ),
+        (
+            "wrong app password / correct, PAM module, PostgreSQL TCP",
+            "pam_pg_wrong",
+            "pam_pg_ok",
+        ),
+        (
+            "wrong app password / correct, PAM module, PostgreSQL unix socket",
+            "pam_pgs_wrong",
+            "pam_pgs_ok",
+        ),
+    ] {
+        if r.by_key.contains_key(ok) {
+            line(what, div(m(wrong), m(ok)), 1.1, "×", &x2);
+        }
+    }
     line(
         "normal password off campus, checkpassword total",
         m("cp_normal"),

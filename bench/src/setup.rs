@@ -26,14 +26,16 @@ pub struct Db {
 /// Writes a config naming `db`. With `lockout`, the failure counters stay on (they are part of
 /// a failed attempt's cost) but with limits no benchmark reaches.
 pub fn write_config(config: &Path, db: &Path, lockout: bool) -> Res<()> {
+    write_config_for(config, &db.display().to_string(), lockout)
+}
+
+/// [`write_config`] with `database` as written in the config (a file or a PostgreSQL URL).
+pub fn write_config_for(config: &Path, database: &str, lockout: bool) -> Res<()> {
     let p = Params::default();
     let mut text = format!(
-        "database = \"{}\"\n\n[network]\ncampus = [\"{CAMPUS}\"]\nexcept = [\"192.0.2.128/25\"]\n\n\
+        "database = \"{database}\"\n\n[network]\ncampus = [\"{CAMPUS}\"]\nexcept = [\"192.0.2.128/25\"]\n\n\
          [argon2]\nmemory_kib = {}\niterations = {}\nparallelism = {}\n",
-        db.display(),
-        p.memory_kib,
-        p.iterations,
-        p.parallelism
+        p.memory_kib, p.iterations, p.parallelism
     );
     if lockout {
         text.push_str(
@@ -99,6 +101,37 @@ pub fn make_db(
     Ok(Db {
         config,
         path,
+        password,
+    })
+}
+
+/// The PostgreSQL database of the run, reached over TCP on loopback and over the unix socket:
+/// one config each, `alice` with one app password created by `apppw create` (which also
+/// creates the schema).
+pub struct PgDb {
+    pub tcp_config: PathBuf,
+    pub socket_config: PathBuf,
+    /// The app password of `alice` as printed by `apppw create` (grouped).
+    pub password: String,
+}
+
+/// Writes the two configs for the PostgreSQL database at `tcp_url` / `socket_url` and creates
+/// `alice`'s app password through the TCP one.
+pub fn make_pg(
+    apppw: &Path,
+    dir: &Path,
+    tcp_url: &str,
+    socket_url: &str,
+    lockout: bool,
+) -> Res<PgDb> {
+    let tcp_config = dir.join("pg-tcp.toml");
+    let socket_config = dir.join("pg-socket.toml");
+    write_config_for(&tcp_config, tcp_url, lockout)?;
+    write_config_for(&socket_config, socket_url, lockout)?;
+    let password = create(apppw, &tcp_config, "alice", "phone")?;
+    Ok(PgDb {
+        tcp_config,
+        socket_config,
         password,
     })
 }
