@@ -64,20 +64,22 @@ impl Sqlite {
         let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
         conn.busy_timeout(LOGIN_BUSY_TIMEOUT)
             .map_err(|e| open_error(path, e))?;
-        // A login only writes last-use times and failure counters. In WAL mode, NORMAL skips
-        // the fsync of each commit (a power cut may lose the newest of those, never a
-        // credential: the CLI keeps FULL), and leaving the checkpoint to the writer that fills
-        // the WAL saves the fsyncs of a checkpoint at every close.
-        let _ = conn.pragma_update(None, "synchronous", "NORMAL");
-        let _ = conn.set_db_config(
-            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-            true,
-        );
         let store = Sqlite {
             conn,
             path: path.to_path_buf(),
         };
         store.check_schema()?;
+        // A login only writes last-use times and failure counters. In WAL mode, NORMAL skips
+        // the fsync of each commit (a power cut may lose the newest of those, never a
+        // credential: the CLI keeps FULL), and leaving the checkpoint to the writer that fills
+        // the WAL saves the fsyncs of a checkpoint at every close. Set after the schema check:
+        // any statement first reads the schema, and under a lock that would wait out the busy
+        // timeout a second time.
+        let _ = store.conn.pragma_update(None, "synchronous", "NORMAL");
+        let _ = store.conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        );
         Ok((store, warning))
     }
 
