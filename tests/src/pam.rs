@@ -123,6 +123,20 @@ impl ServiceDir {
         stdin: &str,
         env: &[(&str, &str)],
     ) -> PamResult {
+        self.run(service, user, rhost, stdin, env, &["authenticate"])
+    }
+
+    /// `pamtester [-I rhost=RHOST] SERVICE USER OPS...` (`authenticate`, `setcred`,
+    /// `acct_mgmt`, ...) with `stdin` as the terminal.
+    pub fn run(
+        &self,
+        service: &str,
+        user: &str,
+        rhost: Option<&str>,
+        stdin: &str,
+        env: &[(&str, &str)],
+        ops: &[&str],
+    ) -> PamResult {
         let mut cmd = Command::new("pamtester");
         cmd.env("LD_PRELOAD", WRAPPER_LIB)
             .env("PAM_WRAPPER", "1")
@@ -135,7 +149,7 @@ impl ServiceDir {
         if let Some(rhost) = rhost {
             cmd.arg("-I").arg(format!("rhost={rhost}"));
         }
-        cmd.args([service, user, "authenticate"]);
+        cmd.args([service, user]).args(ops);
         // pam_wrapper names its private directory after `pid % 70`, and an exiting process
         // removes it while another may still use it: pam_start then fails before any module is
         // loaded. That is the harness, not a decision, so try again.

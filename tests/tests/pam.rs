@@ -10,7 +10,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use apppw_integration_tests::pam::{
-    PamResult, ServiceDir, WRAPPER_MODULES, apppw_line, pam_wrapper_available, primary_line,
+    PamResult, ServiceDir, WRAPPER_MODULES, apppw_line, module, pam_wrapper_available,
+    primary_line, system_module,
 };
 use apppw_integration_tests::{CAMPUS_IP, EXCEPT_IP, OFF_IP, TestEnv};
 use std::path::Path;
@@ -400,4 +401,48 @@ fn cool_down_after_failed_app_passwords_spares_the_normal_password() {
         "PAM_SUCCESS",
         "normal password on campus",
     );
+}
+
+/// `pam_sm_setcred` returns PAM_SUCCESS and account management PAM_IGNORE (SPEC). Each is
+/// checked with control flags that fail the stack on any other answer, and against
+/// `pam_permit`/`pam_deny` in the same place to show the check can fail.
+#[test]
+fn setcred_succeeds_and_account_management_is_ignored() {
+    require_pam_wrapper!("setcred_succeeds_and_account_management_is_ignored");
+    let env = TestEnv::new("");
+    let services = ServiceDir::new();
+    let apppw = format!("{} config={}", module().display(), env.config.display());
+    let permit = system_module("pam_permit.so").display().to_string();
+    let deny = system_module("pam_deny.so").display().to_string();
+    let run = |service: &str, op: &str| {
+        let r = services.run(service, "alice", Some(OFF_IP), "", &[], &[op]);
+        (r.0.status.code(), r.transcript())
+    };
+
+    // Only PAM_IGNORE lets pam_permit (appended by `add`) decide; PAM_SUCCESS is "bad".
+    let acct = |module: &str| format!("account [ignore=ignore success=bad default=bad] {module}");
+    services.add("acct", &[&format!("auth required {permit}"), &acct(&apppw)]);
+    services.add(
+        "acct-control",
+        &[&format!("auth required {permit}"), &acct(&permit)],
+    );
+    let (code, t) = run("acct", "acct_mgmt");
+    assert_eq!(code, Some(0), "{t}");
+    let (code, t) = run("acct-control", "acct_mgmt");
+    assert_ne!(code, Some(0), "{t}");
+
+    // setcred: the module is the only auth module, so only PAM_SUCCESS passes.
+    services.add("cred", &[&format!("auth [success=ok default=bad] {apppw}")]);
+    services.add(
+        "cred-control",
+        &[&format!("auth [success=ok default=bad] {deny}")],
+    );
+    let (code, t) = run("cred", "setcred");
+    assert_eq!(code, Some(0), "{t}");
+    assert!(
+        t.contains("credential info has successfully been set"),
+        "{t}"
+    );
+    let (code, t) = run("cred-control", "setcred");
+    assert_ne!(code, Some(0), "{t}");
 }
