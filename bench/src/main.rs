@@ -346,6 +346,25 @@ fn parallel_argon2(stored: &str, pw: &str, threads: usize, seconds: f64) -> (usi
     (total, total as f64 / start.elapsed().as_secs_f64())
 }
 
+/// The store work of one successful and one failed login, each on a new connection:
+/// open, lockout check, lookup, then `record_use` or `record_failure`, close. In ms.
+fn store_work(cfg: &apppw::Config, user: &str, tag: &str, id: i64) -> Res<(f64, f64)> {
+    let t = Instant::now();
+    let mut s = Store::open_for_login(&cfg.database)?;
+    s.locked_out(user, OFF_IP, apppw::now())?;
+    s.lookup(user, tag)?;
+    s.record_use(id, apppw::now(), Some(OFF_IP), Some("imap"))?;
+    drop(s);
+    let success = ms_since(t);
+    let t = Instant::now();
+    let mut s = Store::open_for_login(&cfg.database)?;
+    s.locked_out(user, OFF_IP, apppw::now())?;
+    s.lookup(user, tag)?;
+    s.record_failure(user, OFF_IP, apppw::now(), &cfg.lockout)?;
+    drop(s);
+    Ok((success, ms_since(t)))
+}
+
 /// Where the time of one checkpassword process goes, measured in-process with the library.
 fn library(n: usize, db: &Db, r: &mut Results) -> Res<()> {
     progress("library breakdown");
@@ -387,20 +406,7 @@ fn library(n: usize, db: &Db, r: &mut Results) -> Res<()> {
     let cfg = apppw::Config::load(Some(&db.config)).map_err(|e| e.to_string())?;
     let (mut t_use, mut t_fail) = (Vec::new(), Vec::new());
     for i in 0..n + 2 {
-        let t = Instant::now();
-        let mut s = Store::open_for_login(&cfg.database)?;
-        s.locked_out(user, OFF_IP, apppw::now())?;
-        s.lookup(user, tag)?;
-        s.record_use(id, apppw::now(), Some(OFF_IP), Some("imap"))?;
-        drop(s);
-        let u = ms_since(t);
-        let t = Instant::now();
-        let mut s = Store::open_for_login(&cfg.database)?;
-        s.locked_out(user, OFF_IP, apppw::now())?;
-        s.lookup(user, tag)?;
-        s.record_failure(user, OFF_IP, apppw::now(), &cfg.lockout)?;
-        drop(s);
-        let f = ms_since(t);
+        let (u, f) = store_work(&cfg, user, tag, id)?;
         if i >= 2 {
             t_use.push(u);
             t_fail.push(f);
@@ -588,20 +594,7 @@ fn library_pg(n: usize, pg: &PgDb, r: &mut Results) -> Res<()> {
                 .id;
             drop(s);
             let o = ms_since(t);
-            let t = Instant::now();
-            let mut s = Store::open_for_login(&cfg.database)?;
-            s.locked_out(user, OFF_IP, apppw::now())?;
-            s.lookup(user, tag)?;
-            s.record_use(id, apppw::now(), Some(OFF_IP), Some("imap"))?;
-            drop(s);
-            let u = ms_since(t);
-            let t = Instant::now();
-            let mut s = Store::open_for_login(&cfg.database)?;
-            s.locked_out(user, OFF_IP, apppw::now())?;
-            s.lookup(user, tag)?;
-            s.record_failure(user, OFF_IP, apppw::now(), &cfg.lockout)?;
-            drop(s);
-            let f = ms_since(t);
+            let (u, f) = store_work(&cfg, user, tag, id)?;
             if i >= 2 {
                 t_open.push(o);
                 t_use.push(u);

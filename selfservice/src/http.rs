@@ -53,18 +53,12 @@ impl Request {
     /// The first header of that name (case-insensitive).
     #[must_use]
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        named(&self.headers, name).next()
     }
 
     /// All headers of that name, in order.
     pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.headers
-            .iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        named(&self.headers, name)
     }
 
     /// A cookie's value.
@@ -129,14 +123,19 @@ impl Response {
         self
     }
 
-    /// The first header of that name.
+    /// The first header of that name (case-insensitive).
     #[must_use]
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        named(&self.headers, name).next()
     }
+}
+
+/// The values of the headers called `name` (case-insensitive), in order.
+fn named<'h>(headers: &'h [(String, String)], name: &str) -> impl Iterator<Item = &'h str> {
+    headers
+        .iter()
+        .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }
 
 /// A decoded `application/x-www-form-urlencoded` body.
