@@ -9,6 +9,7 @@
 use crate::bin;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Linux-PAM's modules.
 pub const SECURITY_DIR: &str = "/usr/lib/x86_64-linux-gnu/security";
@@ -105,8 +106,24 @@ impl ServiceDir {
     }
 
     /// Writes service `name` with these lines (plus `account required pam_permit.so`).
+    ///
+    /// Each stack (auth and account) starts with a line that only prints
+    /// [`stack_marker`]`(name)` and cannot change the result (`[default=ignore]`): its
+    /// output proves that this file, and not a fallback, was what PAM ran.
     pub fn add(&self, name: &str, lines: &[&str]) {
-        let mut text = lines.join("\n");
+        let exec = system_module("pam_exec.so");
+        let marker = |kind: &str| {
+            format!(
+                "{kind} [default=ignore] {} stdout /bin/echo {}",
+                exec.display(),
+                stack_marker(name)
+            )
+        };
+        let mut text = marker("auth");
+        text.push('\n');
+        text.push_str(&marker("account"));
+        text.push('\n');
+        text.push_str(&lines.join("\n"));
         text.push_str(&format!(
             "\naccount required {}\n",
             system_module("pam_permit.so").display()
@@ -127,7 +144,8 @@ impl ServiceDir {
     }
 
     /// `pamtester [-I rhost=RHOST] SERVICE USER OPS...` (`authenticate`, `setcred`,
-    /// `acct_mgmt`, ...) with `stdin` as the terminal.
+    /// `acct_mgmt`, ...) with `stdin` as the terminal; made again while
+    /// [`harness_failed`] says pam_wrapper failed.
     pub fn run(
         &self,
         service: &str,
@@ -137,6 +155,26 @@ impl ServiceDir {
         env: &[(&str, &str)],
         ops: &[&str],
     ) -> PamResult {
+        let mut cmd = self.command(service, user, rhost, env, ops);
+        let mut out = crate::run_with_stdin(&mut cmd, stdin.as_bytes());
+        for _ in 0..5 {
+            if !harness_failed(&out, service) {
+                break;
+            }
+            out = crate::run_with_stdin(&mut cmd, stdin.as_bytes());
+        }
+        PamResult(out)
+    }
+
+    /// The pamtester command line of [`ServiceDir::run`], under pam_wrapper.
+    pub fn command(
+        &self,
+        service: &str,
+        user: &str,
+        rhost: Option<&str>,
+        env: &[(&str, &str)],
+        ops: &[&str],
+    ) -> Command {
         let mut cmd = Command::new("pamtester");
         cmd.env("LD_PRELOAD", WRAPPER_LIB)
             .env("PAM_WRAPPER", "1")
@@ -150,21 +188,32 @@ impl ServiceDir {
             cmd.arg("-I").arg(format!("rhost={rhost}"));
         }
         cmd.args([service, user]).args(ops);
-        // pam_wrapper names its private directory after `pid % 70`, and an exiting process
-        // removes it while another may still use it: pam_start then fails before any module is
-        // loaded. That is the harness, not a decision, so try again.
-        let mut out = crate::run_with_stdin(&mut cmd, stdin.as_bytes());
-        for _ in 0..5 {
-            let harness_failed = out.status.code() == Some(1)
-                && String::from_utf8_lossy(&out.stderr)
-                    .contains("pamtester: Initialization failure");
-            if !harness_failed {
-                break;
-            }
-            out = crate::run_with_stdin(&mut cmd, stdin.as_bytes());
-        }
-        PamResult(out)
+        cmd
     }
+}
+
+/// What the first line of each stack written by [`ServiceDir::add`] prints.
+pub fn stack_marker(service: &str) -> String {
+    format!("apppw-test-stack={service}")
+}
+
+/// pamtester runs made again because pam_wrapper, not the stack, failed.
+pub static HARNESS_RETRIES: AtomicUsize = AtomicUsize::new(0);
+
+/// Did pam_wrapper fail to put `service`'s file in front of Linux-PAM?
+///
+/// pam_wrapper names its private copy of the configuration after `pid % 70`, and an exiting
+/// process removes its copy while another one may be creating or reading it. Then pam_start
+/// fails, or PAM runs a fallback (`other`, or the host's own configuration) and our module is
+/// never called. Neither is a decision of the stack under test, so the caller runs again: a
+/// run counts only if it printed the stack's marker. Counted in [`HARNESS_RETRIES`].
+pub fn harness_failed(out: &Output, service: &str) -> bool {
+    let failed = !String::from_utf8_lossy(&out.stdout).contains(&stack_marker(service))
+        && out.status.code().is_some();
+    if failed {
+        HARNESS_RETRIES.fetch_add(1, Ordering::SeqCst);
+    }
+    failed
 }
 
 /// What pamtester reported.

@@ -16,7 +16,8 @@
 
 use apppw_integration_tests::dovecot;
 use apppw_integration_tests::pam::{
-    PamResult, ServiceDir, WRAPPER_LIB, apppw_line, pam_wrapper_available, primary_line,
+    PamResult, ServiceDir, WRAPPER_LIB, apppw_line, harness_failed, pam_wrapper_available,
+    primary_line,
 };
 use apppw_integration_tests::{CAMPUS_IP, OFF_IP, TestEnv, bin, is_root, run_with_stdin};
 use rusqlite::Connection;
@@ -258,11 +259,11 @@ impl Rig {
             .env("PAM_WRAPPER_SERVICE_DIR", self.services.dir.path());
         as_user(&mut cmd, c.who);
         let (mut out, mut elapsed) = timed(&mut cmd, format!("{}\n", c.pass).as_bytes());
-        // pam_wrapper's start-up now and then loses a race with other pam_wrapper processes
-        // cleaning /tmp, and pam_start fails before any module is loaded: try once more.
-        if out.status.code() == Some(1)
-            && String::from_utf8_lossy(&out.stderr).contains("pamtester: Initialization failure")
-        {
+        // A run where pam_wrapper failed, not the stack, is made again.
+        for _ in 0..5 {
+            if !harness_failed(&out, &service) {
+                break;
+            }
             (out, elapsed) = timed(&mut cmd, format!("{}\n", c.pass).as_bytes());
         }
         self.count();

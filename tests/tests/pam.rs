@@ -10,10 +10,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use apppw_integration_tests::pam::{
-    PamResult, ServiceDir, WRAPPER_MODULES, apppw_line, module, pam_wrapper_available,
-    primary_line, system_module,
+    PamResult, ServiceDir, WRAPPER_MODULES, apppw_line, harness_failed, module,
+    pam_wrapper_available, primary_line, system_module,
 };
-use apppw_integration_tests::{CAMPUS_IP, EXCEPT_IP, OFF_IP, TestEnv};
+use apppw_integration_tests::{CAMPUS_IP, EXCEPT_IP, OFF_IP, TestEnv, run_with_stdin};
 use std::path::Path;
 
 const NORMAL: &str = "Winter-2026-normal";
@@ -445,4 +445,25 @@ fn setcred_succeeds_and_account_management_is_ignored() {
     );
     let (code, t) = run("cred-control", "setcred");
     assert_ne!(code, Some(0), "{t}");
+}
+
+/// The harness tells a run of the stack under test from a pam_wrapper failure, where PAM ran a
+/// fallback instead (here `other`, as when pam_wrapper's private copy of a service file is
+/// removed by another process): only the latter is run again.
+#[test]
+fn harness_tells_its_own_failures_from_decisions() {
+    require_pam_wrapper!("harness_tells_its_own_failures_from_decisions");
+    let s = Setup::new();
+    let run = |service: &str| {
+        let mut cmd = s
+            .services
+            .command(service, "alice", Some(OFF_IP), &[], &["authenticate"]);
+        run_with_stdin(&mut cmd, format!("{NORMAL}\n").as_bytes())
+    };
+    let refused = run("imap");
+    assert_eq!(PamResult(refused.clone()).code(), "PAM_AUTH_ERR");
+    assert!(!harness_failed(&refused, "imap"));
+    let fallback = run("no-such-service");
+    assert_eq!(PamResult(fallback.clone()).code(), "PAM_AUTH_ERR");
+    assert!(harness_failed(&fallback, "no-such-service"));
 }
