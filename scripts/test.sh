@@ -20,4 +20,5 @@ url=$(scripts/pg-cluster.sh start "$pgdir")
 echo "PostgreSQL round: $url"
 APPPW_TEST_STORE=postgres APPPW_TEST_PG_URL=$url \
   cargo test --release --locked -p apppw-integration-tests \
-  --test cli --test checkpassword --test pam --test dovecot_checkpassword --test dovecot_pam
+  --test cli --test checkpassword --test pam --test pam_host --test dovecot_checkpassword \
+  --test dovecot_pam

@@ -19,15 +19,21 @@
 //!
 //! Every decision is one `authpriv` line, e.g.
 //! `pam_apppw(imap:auth): service=imap user=alice rhost=203.0.113.9 result=accepted reason=app-password label=phone`.
-//! Nothing is kept between calls: hosts such as Dovecot's auth worker load the module for every
-//! request, so start-up is only what one attempt needs.
+//!
+//! The module is linked with `-z nodelete`, so a long-lived host (Dovecot's auth worker, which
+//! runs `pam_start`..`pam_end` for every login) loads it once. Between two calls in the same
+//! process it keeps two things ([`Kept`]): the Argon2 working memory, which is then warm (no
+//! page faults, no zeroing by the kernel), and the open database connection, reused only while
+//! the config still names it and, for SQLite, the file has not been replaced. The config is
+//! read again at every call, so edits take effect at the next login. A host that forks gets a
+//! fresh state in the child.
 
 mod ffi;
 
 use apppw::audit::{self, Event};
 use apppw::config::Config;
 use apppw::hash::Argon2Kdf;
-use apppw::store::LazyStore;
+use apppw::store::{LazyStore, Store};
 use apppw::verify::{Decision, Reason, Record, Request, verify};
 use pam::constants::{PamFlag, PamResultCode};
 use pam::items::{RHost, Service};
@@ -35,6 +41,7 @@ use pam::module::{PamHandle, PamHooks};
 use std::ffi::{CStr, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
 use zeroize::Zeroizing;
 
 /// What the module needs from PAM: implemented over the real handle, and by a double in tests.
@@ -107,14 +114,16 @@ pub fn authenticate(pam: &mut impl Pam, args: &[&CStr]) -> PamResultCode {
         service: service.as_deref(),
         now: apppw::now(),
     };
-    let verdict = verify(
-        &config,
-        &mut LazyStore::new(&config.database),
-        &mut Argon2Kdf::new(),
-        &request,
-        Record::LastUse,
-    );
+    let kept = Kept::take();
+    let mut store = LazyStore::resume(&config.database, kept.store);
+    let mut kdf = kept.kdf;
+    let verdict = verify(&config, &mut store, &mut kdf, &request, Record::LastUse);
     drop(password);
+    Kept::put_back(Kept {
+        pid: kept.pid,
+        kdf,
+        store: store.into_kept(),
+    });
 
     let (result, reason) = verdict.decision.audit_fields();
     let (label, detail) = match &verdict.decision {
@@ -144,6 +153,54 @@ pub fn authenticate(pam: &mut impl Pam, args: &[&CStr]) -> PamResultCode {
         pam.warn(&prefix, warning);
     }
     pam_code(&verdict.decision)
+}
+
+/// What one call leaves for the next one in the same process.
+struct Kept {
+    /// The process that made it: a forked child must not use its parent's connection.
+    pid: u32,
+    /// Argon2 working memory (allocated at the first verification, reused after).
+    kdf: Argon2Kdf,
+    /// The database connection of the last attempt, if it ended without a store error.
+    store: Option<Store>,
+}
+
+/// Empty between calls only while a call runs (or in a host that never made one).
+static KEPT: Mutex<Option<Kept>> = Mutex::new(None);
+
+impl Kept {
+    /// Takes what the last call left, or a fresh state if there is none (first call, another
+    /// thread is using it, or it was made by the parent of this forked process).
+    fn take() -> Kept {
+        let pid = std::process::id();
+        let previous = KEPT.lock().unwrap_or_else(PoisonError::into_inner).take();
+        match previous {
+            Some(kept) if kept.pid == pid => kept,
+            Some(inherited) => {
+                // The parent's connection: closing it here could disturb the parent's use
+                // of the same socket or SQLite locks. Leave it as it is; the memory is ours.
+                std::mem::forget(inherited.store);
+                Kept {
+                    pid,
+                    kdf: inherited.kdf,
+                    store: None,
+                }
+            }
+            None => Kept {
+                pid,
+                kdf: Argon2Kdf::new(),
+                store: None,
+            },
+        }
+    }
+
+    /// Leaves `kept` for the next call (if another thread left its own first, ours is dropped).
+    fn put_back(kept: Kept) {
+        let mut slot = KEPT.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.is_none() {
+            *slot = Some(kept);
+        }
+    }
 }
 
 /// The PAM code for a decision. Only an accepted app password is `PAM_SUCCESS`.

@@ -374,6 +374,16 @@ pub struct Store {
     backend: Backend,
     path: PathBuf,
     warning: Option<String>,
+    /// The config entry it was opened from.
+    database: Database,
+    /// An SQLite file's (device, inode), taken just before it was opened.
+    file_id: Option<(u64, u64)>,
+}
+
+/// The (device, inode) of a file, if it can be read.
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// Checks the permissions of a database file: world-writable (file or directory, unless the
@@ -417,6 +427,9 @@ impl Store {
     fn open(db: &Database, purpose: Purpose) -> Result<Store, StoreError> {
         match db {
             Database::Sqlite(path) => {
+                // Before the open: if the file is replaced in between, the next
+                // `still_current` sees a different file and opens again.
+                let file_id = file_id(path);
                 let (conn, warning) = match purpose {
                     Purpose::Login => sqlite::Sqlite::open_for_login(path)?,
                     Purpose::Admin => sqlite::Sqlite::open_for_admin(path)?,
@@ -426,6 +439,8 @@ impl Store {
                     backend: Backend::Sqlite(conn),
                     path: path.clone(),
                     warning,
+                    database: db.clone(),
+                    file_id,
                 })
             }
             #[cfg(feature = "postgres")]
@@ -439,6 +454,8 @@ impl Store {
                     path: PathBuf::from(client.name()),
                     backend: Backend::Postgres(client),
                     warning: None,
+                    database: db.clone(),
+                    file_id: None,
                 })
             }
             #[cfg(not(feature = "postgres"))]
@@ -460,6 +477,36 @@ impl Store {
     /// Opens an existing database read-only for the CLI's read commands (list, verify).
     pub fn open_read_only(db: &(impl AsDatabase + ?Sized)) -> Result<Store, StoreError> {
         Self::open(&db.as_database(), Purpose::ReadOnly)
+    }
+
+    /// May this store, opened for an earlier attempt, serve another one for `db`? Only if
+    /// the config still names it, and an SQLite file has neither been replaced (a restored
+    /// backup, a new file moved into place) nor become world-writable since; a PostgreSQL
+    /// connection only while it is not known to be closed.
+    #[must_use]
+    pub fn still_current(&self, db: &Database) -> bool {
+        if self.database != *db {
+            return false;
+        }
+        match &self.backend {
+            Backend::Sqlite(_) => {
+                self.file_id.is_some()
+                    && file_id(&self.path) == self.file_id
+                    && check_permissions(&self.path).is_ok()
+            }
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(b) => !b.is_closed(),
+        }
+    }
+
+    /// Has the connection been closed under us (a PostgreSQL server restart or idle
+    /// timeout)? An SQLite file cannot be.
+    fn is_closed(&self) -> bool {
+        match &self.backend {
+            Backend::Sqlite(_) => false,
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(b) => b.is_closed(),
+        }
     }
 
     /// A problem worth telling the admin about (e.g. a world-readable file), found at open.
@@ -580,29 +627,80 @@ impl CredentialSource for Store {
 
 /// A [`CredentialSource`] that opens the database only when a lookup is needed, so that a
 /// candidate that cannot be an app password costs no I/O (and no connection) at all.
+///
+/// A host that keeps the PAM module loaded can hand in the store of its previous attempt
+/// ([`LazyStore::resume`]) and take it back afterwards ([`LazyStore::into_kept`]), so that one
+/// connection serves many logins. A kept connection is used only while
+/// [`Store::still_current`] holds; if the server closed it in the meantime, the operation is
+/// made once more on a new connection.
 pub struct LazyStore {
     database: Database,
     store: Option<Store>,
+    /// `store` was kept from an earlier attempt, not opened by this one.
+    kept: bool,
+    /// An operation failed: the store is not worth keeping.
+    failed: bool,
 }
 
 impl LazyStore {
     /// Will open `db` with [`Store::open_for_login`] on first use.
     #[must_use]
     pub fn new(db: &(impl AsDatabase + ?Sized)) -> Self {
+        Self::resume(db, None)
+    }
+
+    /// Like [`LazyStore::new`], starting from `kept`, a store opened by an earlier attempt in
+    /// this process, if it is still current for `db` (else it is closed).
+    #[must_use]
+    pub fn resume(db: &(impl AsDatabase + ?Sized), kept: Option<Store>) -> Self {
+        let database = db.as_database();
+        let store = kept.filter(|s| s.still_current(&database));
         LazyStore {
-            database: db.as_database(),
-            store: None,
+            kept: store.is_some(),
+            database,
+            store,
+            failed: false,
         }
+    }
+
+    /// The store to keep for the next attempt: `None` if none was opened or an operation on
+    /// it failed.
+    #[must_use]
+    pub fn into_kept(self) -> Option<Store> {
+        if self.failed { None } else { self.store }
     }
 
     /// The open store, opening it if needed.
     pub fn get(&mut self) -> Result<&mut Store, StoreError> {
         if self.store.is_none() {
-            self.store = Some(Store::open(&self.database, Purpose::Login)?);
+            self.kept = false;
+            match Store::open(&self.database, Purpose::Login) {
+                Ok(store) => self.store = Some(store),
+                Err(e) => {
+                    self.failed = true;
+                    return Err(e);
+                }
+            }
         }
         self.store
             .as_mut()
             .ok_or_else(|| StoreError::Missing(PathBuf::from(self.database.to_string())))
+    }
+
+    /// Runs `op` on the store; once more on a new connection if a kept one turns out closed.
+    fn run<T>(
+        &mut self,
+        mut op: impl FnMut(&mut Store) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut result = op(self.get()?);
+        if result.is_err() && self.kept && self.store.as_ref().is_some_and(Store::is_closed) {
+            self.store = None;
+            result = op(self.get()?);
+        }
+        if result.is_err() {
+            self.failed = true;
+        }
+        result
     }
 }
 
@@ -611,7 +709,7 @@ impl CredentialSource for LazyStore {
         self.store.as_mut().and_then(Store::take_warning)
     }
     fn locked_out(&mut self, user: &str, client: &str, now: i64) -> Result<bool, StoreError> {
-        self.get()?.locked_out(user, client, now)
+        self.run(|s| s.locked_out(user, client, now))
     }
     fn record_failure(
         &mut self,
@@ -620,10 +718,10 @@ impl CredentialSource for LazyStore {
         now: i64,
         policy: &Lockout,
     ) -> Result<(), StoreError> {
-        self.get()?.record_failure(user, client, now, policy)
+        self.run(|s| s.record_failure(user, client, now, policy))
     }
     fn lookup(&mut self, user: &str, tag: &str) -> Result<Option<Candidate>, StoreError> {
-        self.get()?.lookup(user, tag)
+        self.run(|s| s.lookup(user, tag))
     }
     fn record_use(
         &mut self,
@@ -632,7 +730,7 @@ impl CredentialSource for LazyStore {
         ip: Option<&str>,
         service: Option<&str>,
     ) -> Result<(), StoreError> {
-        self.get()?.record_use(id, at, ip, service)
+        self.run(|s| s.record_use(id, at, ip, service))
     }
 }
 

@@ -7,8 +7,9 @@
 //! `PAM_AUTHTOK`, so it cannot show that the password is asked for only once.)
 
 use crate::bin;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Linux-PAM's modules.
@@ -176,11 +177,7 @@ impl ServiceDir {
         ops: &[&str],
     ) -> Command {
         let mut cmd = Command::new("pamtester");
-        cmd.env("LD_PRELOAD", WRAPPER_LIB)
-            .env("PAM_WRAPPER", "1")
-            .env("PAM_WRAPPER_SERVICE_DIR", self.dir.path())
-            .env_remove("APPPW_CONFIG")
-            .env_remove("PAM_AUTHTOK");
+        self.wrap(&mut cmd);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -189,6 +186,15 @@ impl ServiceDir {
         }
         cmd.args([service, user]).args(ops);
         cmd
+    }
+
+    /// Runs `cmd` under pam_wrapper with these service files.
+    pub fn wrap(&self, cmd: &mut Command) {
+        cmd.env("LD_PRELOAD", WRAPPER_LIB)
+            .env("PAM_WRAPPER", "1")
+            .env("PAM_WRAPPER_SERVICE_DIR", self.dir.path())
+            .env_remove("APPPW_CONFIG")
+            .env_remove("PAM_AUTHTOK");
     }
 }
 
@@ -265,5 +271,86 @@ impl PamResult {
             String::from_utf8_lossy(&self.0.stdout),
             String::from_utf8_lossy(&self.0.stderr)
         )
+    }
+}
+
+/// A long-lived PAM host (`apppw-test-pam-host`): one process running login after login, as
+/// Dovecot's auth worker does. Killed on drop.
+pub struct Host {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+/// The host's answer to one login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostAnswer {
+    /// `accepted`, `refused` or `unavailable`.
+    pub said: String,
+    /// Was `pam_apppw.so` still mapped after `pam_end`?
+    pub resident: bool,
+    /// PAM's message.
+    pub message: String,
+}
+
+impl Host {
+    /// Starts the host under pam_wrapper with `services`.
+    pub fn start(services: &ServiceDir) -> Host {
+        let mut cmd = Command::new(bin("apppw-test-pam-host"));
+        services.wrap(&mut cmd);
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        Host {
+            child,
+            stdin,
+            stdout,
+        }
+    }
+
+    /// One login through `service` (auth and account stacks).
+    pub fn login(
+        &mut self,
+        service: &str,
+        user: &str,
+        rhost: Option<&str>,
+        password: &str,
+    ) -> HostAnswer {
+        writeln!(
+            self.stdin,
+            "{service}\t{user}\t{}\t{password}",
+            rhost.unwrap_or("-")
+        )
+        .unwrap();
+        self.stdin.flush().unwrap();
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        let mut fields = line.trim_end_matches('\n').splitn(3, '\t');
+        let said = fields.next().unwrap_or("").to_owned();
+        let resident = fields.next() == Some("resident");
+        let message = fields.next().unwrap_or("").to_owned();
+        assert!(!said.is_empty(), "the PAM host died");
+        HostAnswer {
+            said,
+            resident,
+            message,
+        }
+    }
+
+    /// The host's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

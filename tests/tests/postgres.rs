@@ -7,7 +7,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use apppw_integration_tests::dovecot::{self, Dovecot, Userdb};
-use apppw_integration_tests::pam::{ServiceDir, apppw_line, pam_wrapper_available, primary_line};
+use apppw_integration_tests::pam::{
+    Host, ServiceDir, apppw_line, pam_wrapper_available, primary_line,
+};
 use apppw_integration_tests::postgres::{self as pg, Cluster, psql};
 use apppw_integration_tests::{CAMPUS_IP, OFF_IP, TestEnv, bin, run_with_stdin};
 use std::os::unix::fs::PermissionsExt;
@@ -160,6 +162,54 @@ fn database_down_is_a_temporary_failure_and_recovers() {
     if let Some(r) = pam_login(OFF_IP, &pw) {
         assert_eq!(r.code(), "PAM_SUCCESS", "{}", r.transcript());
     }
+}
+
+/// A long-lived PAM host (as Dovecot's auth worker) keeps one connection for all its logins,
+/// and a server restart costs no login: the closed connection is replaced at the next one.
+#[test]
+fn a_long_lived_pam_host_keeps_one_connection_and_survives_a_restart() {
+    require_postgres!("a_long_lived_pam_host_keeps_one_connection_and_survives_a_restart");
+    if !pam_wrapper_available("a_long_lived_pam_host_keeps_one_connection_and_survives_a_restart") {
+        return;
+    }
+    let cluster = Cluster::start();
+    let url = cluster.url(&cluster.create_database());
+    let env = TestEnv::with_postgres(&url, "", "");
+    let pw = env.create("alice", "phone", &[]);
+    let services = ServiceDir::new();
+    let apppw = apppw_line(&format!("config={}", env.config.display()));
+    let primary = primary_line(services.dir.path(), NORMAL);
+    services.add("imap", &[&apppw, &primary]);
+    let mut host = Host::start(&services);
+    let sessions = || {
+        psql(
+            &url,
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE application_name = 'apppw' AND datname = current_database()",
+        )
+    };
+
+    for round in 0..5 {
+        let answer = host.login("imap", "alice", Some(OFF_IP), &pw);
+        assert_eq!(answer.said, "accepted", "round {round}: {answer:?}");
+    }
+    assert_eq!(sessions(), "1", "one kept connection for five logins");
+
+    cluster.stop();
+    cluster.start_again();
+    let answer = host.login("imap", "alice", Some(OFF_IP), &pw);
+    assert_eq!(
+        answer.said, "accepted",
+        "first login after the restart: {answer:?}"
+    );
+
+    cluster.stop();
+    let answer = host.login("imap", "alice", Some(OFF_IP), &pw);
+    assert_eq!(answer.said, "unavailable", "server down: {answer:?}");
+    cluster.start_again();
+    let answer = host.login("imap", "alice", Some(OFF_IP), &pw);
+    assert_eq!(answer.said, "accepted", "server back: {answer:?}");
+    assert_eq!(sessions(), "1");
 }
 
 #[test]

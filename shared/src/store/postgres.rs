@@ -598,6 +598,11 @@ impl Postgres {
     pub(super) fn name(&self) -> &str {
         &self.name
     }
+
+    /// Is the connection known to be closed (server restart, idle timeout, broken socket)?
+    pub(super) fn is_closed(&self) -> bool {
+        self.client.try_borrow().map_or(true, |c| c.is_closed())
+    }
 }
 
 /// Applies the missing migrations, serialised against other CLIs by an advisory lock.
