@@ -269,8 +269,16 @@ fn bare_argon2(o: &Opts, n: usize, db: &Db, r: &mut Results) -> Res<()> {
         let t = Instant::now();
         let mut mem = mem::SmallPages::new(blocks).ok_or("mmap failed")?;
         let mut out = [0u8; 32];
-        a2.hash_password_into_with_memory(pw.as_bytes(), &phc.salt, &mut out, mem.as_mut_slice())
-            .map_err(|e| e.to_string())?;
+        apppw::argon2id::hash_into(
+            p.memory_kib,
+            p.iterations,
+            p.parallelism,
+            pw.as_bytes(),
+            &phc.salt,
+            &mut out,
+            mem.as_mut_slice(),
+        )
+        .map_err(|e| e.to_string())?;
         drop(mem);
         let ms = ms_since(t);
         if out[..] != phc.hash[..] {
@@ -280,6 +288,30 @@ fn bare_argon2(o: &Opts, n: usize, db: &Db, r: &mut Results) -> Res<()> {
             t_heap.push(ms);
         }
     }
+    // The `argon2` crate, which `apppw::argon2id` is tested against, on the same warm memory.
+    let mut crate_mem = vec![argon2::Block::new(); blocks];
+    let mut t_crate = Vec::new();
+    for i in 0..n + 2 {
+        let t = Instant::now();
+        let mut out = [0u8; 32];
+        a2.hash_password_into_with_memory(pw.as_bytes(), &phc.salt, &mut out, &mut crate_mem)
+            .map_err(|e| e.to_string())?;
+        let ms = ms_since(t);
+        if out[..] != phc.hash[..] {
+            return Err("the argon2 crate's verification did not match".into());
+        }
+        if i >= 2 {
+            t_crate.push(ms);
+        }
+    }
+    drop(crate_mem);
+    r.add(
+        "4",
+        "argon_crate",
+        "for comparison: the `argon2` 0.6 crate, warm memory",
+        &t_crate,
+        "the implementation apppw used before `argon2id`",
+    );
     r.add(
         "4",
         "argon_warm",

@@ -6,7 +6,7 @@
 //! verification uses; tests count calls through it to prove the one-Argon2 rule.
 
 use crate::hugemem::HugeBlocks;
-use argon2::{Algorithm, Argon2, Block, Version};
+use argon2::Block;
 use base64ct::{Base64Unpadded, Encoding};
 use zeroize::Zeroizing;
 
@@ -53,17 +53,6 @@ impl Params {
             return Err("memory_kib must be at most 1048576 (1 GiB)".into());
         }
         Ok(())
-    }
-
-    fn argon2(&self) -> Result<Argon2<'static>, HashError> {
-        let p = argon2::Params::new(
-            self.memory_kib,
-            self.iterations,
-            self.parallelism,
-            Some(OUTPUT_LEN),
-        )
-        .map_err(|_| HashError::BadParams)?;
-        Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, p))
     }
 }
 
@@ -176,7 +165,6 @@ impl Argon2Kdf {
         salt: &[u8],
         out: &mut [u8],
     ) -> Result<(), HashError> {
-        let argon = params.argon2()?;
         let blocks = argon2::Params::new(
             params.memory_kib,
             params.iterations,
@@ -186,9 +174,18 @@ impl Argon2Kdf {
         .map_err(|_| HashError::BadParams)?
         .block_count();
         let memory = self.memory(blocks);
-        argon
-            .hash_password_into_with_memory(password, salt, out, memory)
-            .map_err(|_| HashError::Compute)
+        // The vectorised implementation; the `argon2` crate stays the reference it is tested
+        // against (same output for every parameter set, see `argon2id`'s tests).
+        crate::argon2id::hash_into(
+            params.memory_kib,
+            params.iterations,
+            params.parallelism,
+            password,
+            salt,
+            out,
+            memory,
+        )
+        .map_err(|_| HashError::Compute)
     }
 
     /// Exactly `blocks` blocks of working memory: the huge-page mapping if it can be had, else

@@ -8,12 +8,15 @@
 //! - [`network`]: campus / except networks and client-address parsing;
 //! - [`secret`]: the app-password format (generate, normalise, print);
 //! - [`hash`]: Argon2id, PHC strings, the reusable memory buffer;
+//! - [`argon2id`]: the Argon2id computation itself, vectorised (AVX2) and checked against the
+//!   `argon2` crate;
 //! - [`store`]: the SQLite database and its migrations;
 //! - [`issue`]: creating an app password (validation, generation, hashing, insertion);
 //! - [`verify`]: **why a login was accepted or refused** — the one decision;
 //! - [`audit`]: the syslog line written for each decision.
-#![deny(unsafe_code)] // allowed only in `hugemem`
+#![deny(unsafe_code)] // allowed only in `hugemem` (mmap) and `argon2id` (AVX2 intrinsics)
 
+pub mod argon2id;
 pub mod audit;
 pub mod config;
 pub mod hash;
