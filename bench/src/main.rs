@@ -1298,25 +1298,16 @@ fn dovecot_rows(o: &Opts, n: usize, one: &Db, r: &mut Results) -> Res<()> {
         "doveadm start-up + Dovecot overhead",
     );
     let argon_users = vec![("alice".to_owned(), pw.clone())];
-    for &c in &levels {
-        progress(&format!("  passwd-file, {c} concurrent clients"));
-        let t = dovecot::throughput(&inst.socket, &argon_users, c, o.seconds, OFF_IP)?;
-        r.throughput.push(ThroughputRow {
-            what: "passwd-file {ARGON2ID}",
-            clients: c,
-            per_second: t.per_second,
-            latency: t.latency,
-            ok: t.ok,
-            failed: t.failed,
-        });
-    }
-    let (count, first) = inst.log_problems();
-    if count > 0 {
-        r.notes.push(format!(
-            "Dovecot (passwd-file instance) logged {count} error/warning lines; first: `{}`",
-            first.unwrap_or_default()
-        ));
-    }
+    throughput_rows(
+        &inst,
+        &argon_users,
+        &levels,
+        o.seconds,
+        "passwd-file",
+        "passwd-file {ARGON2ID}",
+        r,
+    )?;
+    note_log_problems(&inst, "passwd-file", r);
     drop(inst);
 
     // checkpassword with apppw-checkpassword.
@@ -1347,23 +1338,10 @@ fn dovecot_rows(o: &Opts, n: usize, one: &Db, r: &mut Results) -> Res<()> {
         ),
     )?;
     let (user, pw) = cp_users[0].clone();
-    let mut client = dovecot::AuthClient::connect(&inst.socket)?;
-    let mut t_cp = Vec::new();
-    for i in 0..n + 2 {
-        let (ok, ms) = client.auth(&user, &pw, OFF_IP)?;
-        if !ok {
-            r.skip(
-                "5",
-                "Dovecot checkpassword",
-                "a correct app password was refused (see the Dovecot log)",
-            );
-            return Ok(());
-        }
-        if i >= 2 {
-            t_cp.push(ms);
-        }
-    }
-    drop(client);
+    let Some(t_cp) = socket_logins(&inst, &user, &pw, n)? else {
+        r.skip("5", "Dovecot checkpassword", REFUSED_AT_SOCKET);
+        return Ok(());
+    };
     r.add(
         "5",
         "dc_cp",
@@ -1386,31 +1364,75 @@ fn dovecot_rows(o: &Opts, n: usize, one: &Db, r: &mut Results) -> Res<()> {
         &d_cp,
         "includes doveadm start-up",
     );
-    for &c in &levels {
-        progress(&format!("  checkpassword, {c} concurrent clients"));
-        let t = dovecot::throughput(&inst.socket, &cp_users, c, o.seconds, OFF_IP)?;
-        r.throughput.push(ThroughputRow {
-            what: "checkpassword + apppw-checkpassword",
-            clients: c,
-            per_second: t.per_second,
-            latency: t.latency,
-            ok: t.ok,
-            failed: t.failed,
-        });
-    }
+    throughput_rows(
+        &inst,
+        &cp_users,
+        &levels,
+        o.seconds,
+        "checkpassword",
+        "checkpassword + apppw-checkpassword",
+        r,
+    )?;
     // The same with one long-lived connection holding the database open, so that no
     // checkpassword process is the first to open it (WAL recovery) or the last to close it
     // (checkpoint + WAL removal).
     let holder = rusqlite::Connection::open(dbdir.join("apppw.db"))?;
     holder.query_row("SELECT count(*) FROM app_passwords", [], |_| Ok(()))?;
     setup::chown_to(&dbdir, "dovecot")?;
-    for &c in &levels {
-        progress(&format!(
-            "  checkpassword, database held open, {c} concurrent clients"
-        ));
-        let t = dovecot::throughput(&inst.socket, &cp_users, c, o.seconds, OFF_IP)?;
+    throughput_rows(
+        &inst,
+        &cp_users,
+        &levels,
+        o.seconds,
+        "checkpassword, database held open",
+        "checkpassword + apppw-checkpassword, database held open",
+        r,
+    )?;
+    drop(holder);
+    note_log_problems(&inst, "checkpassword", r);
+    drop(inst);
+    dovecot_pam_rows(o, n, &levels, r)
+}
+
+const REFUSED_AT_SOCKET: &str = "a correct app password was refused (see the Dovecot log)";
+
+/// `n` timed logins (after two untimed ones) of `user` at `inst`'s auth socket, one after
+/// another on one connection; `None` if one was refused.
+fn socket_logins(
+    inst: &dovecot::Instance,
+    user: &str,
+    pw: &str,
+    n: usize,
+) -> Res<Option<Vec<f64>>> {
+    let mut client = dovecot::AuthClient::connect(&inst.socket)?;
+    let mut times = Vec::new();
+    for i in 0..n + 2 {
+        let (ok, ms) = client.auth(user, pw, OFF_IP)?;
+        if !ok {
+            return Ok(None);
+        }
+        if i >= 2 {
+            times.push(ms);
+        }
+    }
+    Ok(Some(times))
+}
+
+/// One throughput row named `what` per concurrency level against `inst`.
+fn throughput_rows(
+    inst: &dovecot::Instance,
+    users: &[(String, String)],
+    levels: &[usize],
+    seconds: f64,
+    name: &str,
+    what: &'static str,
+    r: &mut Results,
+) -> Res<()> {
+    for &c in levels {
+        progress(&format!("  {name}, {c} concurrent clients"));
+        let t = dovecot::throughput(&inst.socket, users, c, seconds, OFF_IP)?;
         r.throughput.push(ThroughputRow {
-            what: "checkpassword + apppw-checkpassword, database held open",
+            what,
             clients: c,
             per_second: t.per_second,
             latency: t.latency,
@@ -1418,16 +1440,18 @@ fn dovecot_rows(o: &Opts, n: usize, one: &Db, r: &mut Results) -> Res<()> {
             failed: t.failed,
         });
     }
-    drop(holder);
+    Ok(())
+}
+
+/// Errors and warnings in the Dovecot log of `inst`, as a note under the tables.
+fn note_log_problems(inst: &dovecot::Instance, name: &str, r: &mut Results) {
     let (count, first) = inst.log_problems();
     if count > 0 {
         r.notes.push(format!(
-            "Dovecot (checkpassword instance) logged {count} error/warning lines; first: `{}`",
+            "Dovecot ({name} instance) logged {count} error/warning lines; first: `{}`",
             first.unwrap_or_default()
         ));
     }
-    drop(inst);
-    dovecot_pam_rows(o, n, &levels, r)
 }
 
 /// A PAM service file in `/etc/pam.d`, removed on drop.
@@ -1484,23 +1508,10 @@ account required pam_permit.so
         &format!("passdb {{\n  driver = pam\n  args = {service}\n}}"),
     )?;
     let (user, pw) = users[0].clone();
-    let mut client = dovecot::AuthClient::connect(&inst.socket)?;
-    let mut t = Vec::new();
-    for i in 0..n + 2 {
-        let (ok, ms) = client.auth(&user, &pw, OFF_IP)?;
-        if !ok {
-            r.skip(
-                "5",
-                "Dovecot passdb pam",
-                "a correct app password was refused (see the Dovecot log)",
-            );
-            return Ok(());
-        }
-        if i >= 2 {
-            t.push(ms);
-        }
-    }
-    drop(client);
+    let Some(t) = socket_logins(&inst, &user, &pw, n)? else {
+        r.skip("5", "Dovecot passdb pam", REFUSED_AT_SOCKET);
+        return Ok(());
+    };
     r.add(
         "5",
         "dc_pam",
@@ -1508,25 +1519,16 @@ account required pam_permit.so
         &t,
         "correct app password; the module stays loaded in the auth worker",
     );
-    for &c in levels {
-        progress(&format!("  passdb pam, {c} concurrent clients"));
-        let t = dovecot::throughput(&inst.socket, &users, c, o.seconds, OFF_IP)?;
-        r.throughput.push(ThroughputRow {
-            what: "passdb pam + pam_apppw.so",
-            clients: c,
-            per_second: t.per_second,
-            latency: t.latency,
-            ok: t.ok,
-            failed: t.failed,
-        });
-    }
-    let (count, first) = inst.log_problems();
-    if count > 0 {
-        r.notes.push(format!(
-            "Dovecot (passdb pam instance) logged {count} error/warning lines; first: `{}`",
-            first.unwrap_or_default()
-        ));
-    }
+    throughput_rows(
+        &inst,
+        &users,
+        levels,
+        o.seconds,
+        "passdb pam",
+        "passdb pam + pam_apppw.so",
+        r,
+    )?;
+    note_log_problems(&inst, "passdb pam", r);
     Ok(())
 }
 
