@@ -341,11 +341,6 @@ impl Host {
             message,
         }
     }
-
-    /// The host's process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
 }
 
 impl Drop for Host {
