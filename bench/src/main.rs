@@ -1478,10 +1478,8 @@ fn dovecot_pam_rows(o: &Opts, n: usize, levels: &[usize], r: &mut Results) -> Re
     setup::write_config(&config, &dbdir.join("apppw.db"), lockout)?;
     let module = o.bin_dir.join("libpam_apppw.so");
     let stack = format!(
-        "auth [success=done ignore=ignore default=die] {} config={}
-         auth required pam_deny.so
-account required pam_permit.so
-",
+        "auth [success=done ignore=ignore default=die] {} config={}\n\
+         auth required pam_deny.so\naccount required pam_permit.so\n",
         module.display(),
         config.display()
     );
@@ -1529,6 +1527,45 @@ account required pam_permit.so
         r,
     )?;
     note_log_problems(&inst, "passdb pam", r);
+    drop(inst);
+
+    // The same Dovecot set-up with `pam_permit.so` alone: what Dovecot and libpam cost per
+    // login without apppw (and without Argon2).
+    progress("Dovecot passdb pam + pam_permit.so");
+    let floor = format!("apppw-bench-permit-{}", std::process::id());
+    let floor_file = Path::new("/etc/pam.d").join(&floor);
+    std::fs::write(
+        &floor_file,
+        "auth required pam_permit.so\naccount required pam_permit.so\n",
+    )?;
+    let _floor_guard = SystemPamService(floor_file);
+    let dir = o.work.join("dovecot-pam-permit");
+    std::fs::create_dir_all(&dir)?;
+    let inst = dovecot::Instance::start(
+        &dir,
+        &format!("passdb {{\n  driver = pam\n  args = {floor}\n}}"),
+    )?;
+    let Some(t) = socket_logins(&inst, &user, "anything", n)? else {
+        r.skip("5", "Dovecot passdb pam + pam_permit.so", REFUSED_AT_SOCKET);
+        return Ok(());
+    };
+    r.add(
+        "5",
+        "dc_pam_permit",
+        "Dovecot passdb pam + pam_permit.so, at the auth socket",
+        &t,
+        "Dovecot's and libpam's own cost per login",
+    );
+    throughput_rows(
+        &inst,
+        &users,
+        levels,
+        o.seconds,
+        "passdb pam, pam_permit.so only",
+        "(passdb pam + pam_permit.so only: Dovecot's own limit)",
+        r,
+    )?;
+    note_log_problems(&inst, "passdb pam + pam_permit", r);
     Ok(())
 }
 
