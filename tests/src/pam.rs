@@ -214,7 +214,10 @@ pub static HARNESS_RETRIES: AtomicUsize = AtomicUsize::new(0);
 /// never called. Neither is a decision of the stack under test, so the caller runs again: a
 /// run counts only if it printed the stack's marker. Counted in [`HARNESS_RETRIES`].
 pub fn harness_failed(out: &Output, service: &str) -> bool {
-    let failed = !String::from_utf8_lossy(&out.stdout).contains(&stack_marker(service))
+    let marker = stack_marker(service);
+    let failed = !String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.trim() == marker)
         && out.status.code().is_some();
     if failed {
         HARNESS_RETRIES.fetch_add(1, Ordering::SeqCst);
