@@ -1,7 +1,8 @@
 //! Every text the page shows, in one table per language.
 //!
-//! To add a language, copy [`EN`] to a new constant, translate the values (keep the `{name}`
-//! placeholders), and accept its code in `webconfig.rs` (`language = "ja"`). Placeholders are
+//! Languages: English ([`EN`]) and Japanese ([`JA`]), chosen by `language` in `web.toml`. To add
+//! one, copy [`EN`] to a new constant, translate the values (keep the `{name}` placeholders: a
+//! test compares them), and accept its code in `webconfig.rs`. Placeholders are
 //! filled with [`fill`]; the values put in are HTML-escaped by the caller.
 
 /// The UI texts of one language.
@@ -289,6 +290,123 @@ pub const EN: Strings = Strings {
                         sign in.\n\nIf this was not you, contact the IT service desk.\n",
 };
 
+/// Japanese.
+pub const JA: Strings = Strings {
+    lang: "ja",
+    app_title: "アプリパスワード",
+    signed_in_as: "{user} でサインイン中",
+    sign_out: "サインアウト",
+
+    signin_heading: "サインイン",
+    signin_intro: "メールアカウントのアプリパスワードを管理するには、ユーザー名と通常のパスワードで\
+                   サインインしてください。",
+    user_label: "ユーザー名",
+    password_label: "パスワード",
+    signin_button: "サインイン",
+    signin_failed: "ユーザー名またはパスワードが正しくありません。",
+    signin_rate_limited: "サインインの失敗が多すぎます。{minutes} 分後にもう一度お試しください。",
+    signin_unavailable: "現在サインインできません。しばらくしてからもう一度お試しください。",
+    off_campus_heading: "このネットワークからは利用できません",
+    off_campus_text: "通常のパスワードでのサインインは学内ネットワークからのみ可能です。\
+                      学内ネットワーク(または VPN)に接続してから、もう一度お試しください。",
+    not_signed_in_heading: "サインインしていません",
+    not_signed_in_text: "大学の認証ページからこのページを開いてください。",
+    signed_out: "サインアウトしました。",
+    sign_in_again: "もう一度サインイン",
+
+    list_heading: "アプリパスワード一覧",
+    list_intro: "多要素認証に対応していないメールアプリ(Outlook、Thunderbird、Apple Mail、\
+                 スマートフォンなど)では、通常のパスワードの代わりにアプリパスワードを使います。\
+                 端末ごとに作成し、その端末を使わなくなったら削除してください。",
+    list_empty: "アプリパスワードはまだありません。",
+    create_link: "アプリパスワードを作成",
+    created_label: "作成日時",
+    last_used_label: "最終使用",
+    never_used: "未使用",
+    last_used_from: "接続元 {ip}",
+    last_used_via: "{service} 経由",
+    on_campus: "学内ネットワーク",
+    off_campus: "学外ネットワーク",
+    expires_label: "有効期限",
+    never_expires: "なし",
+    expired_badge: "期限切れ",
+    services_label: "サービス",
+    all_services: "すべて",
+    delete_button: "削除",
+    utc: "UTC",
+
+    new_heading: "アプリパスワードの作成",
+    name_label: "名前",
+    name_hint: "使う端末やアプリの名前。例:「iPhone」「自宅の Thunderbird」",
+    services_legend: "利用するサービスを限定する(任意)",
+    services_hint: "すべてのサービスで使う場合は、何もチェックしないでください。",
+    service_names: &[
+        ("imap", "IMAP:メールの閲覧"),
+        ("pop3", "POP3:メールの受信"),
+        ("smtp", "SMTP:メールの送信"),
+        ("submission", "Submission:メールの送信"),
+        ("sieve", "Sieve:メールのフィルター"),
+    ],
+    expiry_label: "有効期限",
+    expiry_choices: &[
+        ("", "なし"),
+        ("30d", "30 日後"),
+        ("90d", "90 日後"),
+        ("365d", "1 年後"),
+    ],
+    create_button: "作成",
+    cancel: "キャンセル",
+    error_summary: "入力内容に問題があります",
+    name_empty: "名前を入力してください(例:使う端末の名前)。",
+    name_invalid: "名前は 64 文字以内で、制御文字を含めないでください。",
+    name_taken: "「{label}」という名前のアプリパスワードはすでにあります。別の名前にするか、\
+                 先に古いものを削除してください。",
+    service_invalid: "サービスは一覧から選んでください。",
+    expiry_invalid: "有効期限は一覧から選んでください。",
+    too_many: "アプリパスワードが上限の {max} 個に達しています。使っていないものを先に削除して\
+               ください。",
+    create_rate_limited: "短時間に多くのアプリパスワードが作成されました。しばらくしてから\
+                          もう一度お試しください。",
+
+    created_heading: "「{label}」の新しいアプリパスワード",
+    created_once: "このパスワードは二度と表示されません。",
+    created_how: "今すぐメールアプリのパスワード欄に、通常のパスワードの代わりに入力してください。\
+                  スペースはあってもなくてもかまいません。忘れた場合は削除して新しく作成して\
+                  ください。",
+    created_user: "ユーザー名:{user}",
+    created_password_label: "アプリパスワード",
+    copy_button: "コピー",
+    copied: "コピーしました",
+    done_link: "完了",
+
+    delete_heading: "「{label}」を削除しますか?",
+    delete_warning: "このアプリパスワードを使っているメールアプリは、すぐに使えなくなります。\
+                     この操作は取り消せません。",
+    deleted_flash: "アプリパスワード「{label}」を削除しました。",
+    already_created_flash: "このアプリパスワードはすでに作成済みです。表示は一度だけです。",
+
+    csrf_heading: "このフォームは有効期限が切れています",
+    csrf_text: "前のページに戻り、ページを再読み込みしてからもう一度お試しください。",
+    not_found_heading: "見つかりません",
+    not_found_text: "該当するページまたはアプリパスワードはありません。",
+    forbidden_heading: "アクセスが拒否されました",
+    forbidden_text: "このリクエストは許可されていません。",
+    error_heading: "エラーが発生しました",
+    error_text: "現在アプリパスワードを管理できません。しばらくしてからもう一度お試しください。\
+                 解決しない場合は IT サービスデスクにお問い合わせください。",
+    too_large_heading: "リクエストが大きすぎます",
+
+    mail_created_subject: "メールアカウントに新しいアプリパスワードが作成されました",
+    mail_created_body: "{user} 様\n\n{time} に({ip} から)、メールアカウントにアプリパスワード\
+                        「{label}」が作成されました。\n\n心当たりがない場合は、アプリパスワードの\
+                        ページで削除し、IT サービスデスクにご連絡ください。\n",
+    mail_deleted_subject: "アプリパスワードが削除されました",
+    mail_deleted_body: "{user} 様\n\n{time} に({ip} から)、メールアカウントのアプリパスワード\
+                        「{label}」が削除されました。このパスワードを使っていたメールアプリは\
+                        サインインできなくなります。\n\n心当たりがない場合は、IT サービスデスクに\
+                        ご連絡ください。\n",
+};
+
 /// Replaces `{name}` placeholders with values.
 #[must_use]
 pub fn fill(template: &str, args: &[(&str, &str)]) -> String {
@@ -302,6 +420,53 @@ pub fn fill(template: &str, args: &[(&str, &str)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The `{name}` placeholders of a text, sorted.
+    fn placeholders(text: &str) -> Vec<&str> {
+        let mut found: Vec<&str> = text
+            .split('{')
+            .skip(1)
+            .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
+            .collect();
+        found.sort_unstable();
+        found
+    }
+
+    /// The top-level fields of a table with their texts, from its pretty debug dump (where a
+    /// field is a line indented by exactly four spaces; the lists are compared separately).
+    fn texts(strings: &Strings) -> Vec<(String, String)> {
+        let dump = format!("{strings:#?}");
+        dump.lines()
+            .filter(|line| line.starts_with("    ") && !line.starts_with("     "))
+            .filter_map(|line| {
+                let (key, value) = line.trim().split_once(": ")?;
+                Some((key.to_owned(), value.trim_end_matches(',').to_owned()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_translation_keeps_the_placeholders() {
+        let en = texts(&EN);
+        let ja = texts(&JA);
+        assert_eq!(en.len(), ja.len());
+        for ((key, en_text), (ja_key, ja_text)) in en.iter().zip(&ja) {
+            assert_eq!(key, ja_key);
+            assert_eq!(
+                placeholders(en_text),
+                placeholders(ja_text),
+                "{key}: {en_text} / {ja_text}"
+            );
+        }
+        assert_eq!(EN.service_names.len(), JA.service_names.len());
+        for ((a, _), (b, _)) in EN.service_names.iter().zip(JA.service_names) {
+            assert_eq!(a, b);
+        }
+        for ((a, _), (b, _)) in EN.expiry_choices.iter().zip(JA.expiry_choices) {
+            assert_eq!(a, b);
+        }
+        assert_eq!(EN.expiry_choices.len(), JA.expiry_choices.len());
+    }
 
     #[test]
     fn fill_replaces_every_placeholder() {

@@ -248,9 +248,10 @@ impl WebConfig {
 
         let strings = match raw.language.as_deref().unwrap_or("en") {
             "en" => &strings::EN,
+            "ja" => &strings::JA,
             other => {
                 return Err(bad(format!(
-                    "key `language`: {other:?} is not available (available: en)"
+                    "key `language`: {other:?} is not available (available: en, ja)"
                 )));
             }
         };
@@ -460,7 +461,13 @@ mod tests {
         let e = parse("language = \"tlh\"\n[signin]\nmode = \"pam\"\n")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("language"), "{e}");
+        assert!(e.contains("language") && e.contains("en, ja"), "{e}");
+        let ja = parse("language = \"ja\"\n[signin]\nmode = \"pam\"\n").unwrap();
+        assert_eq!(ja.strings.lang, "ja");
+        assert_eq!(
+            parse("[signin]\nmode = \"pam\"\n").unwrap().strings.lang,
+            "en"
+        );
         let e = parse("[signin]\nmode = \"pam\"\n[notify]\nfrom = \"a@b\"\nto = \"x\\ny@z\"\n")
             .unwrap_err()
             .to_string();

@@ -435,6 +435,28 @@ fn header_sign_in_sets_a_strict_cookie_and_security_headers() {
 }
 
 #[test]
+fn pages_in_japanese_with_language_ja() {
+    let site = Site::start("", &format!("language = \"ja\"\n{HEADER_MODE}"));
+    site.create("alice", "phone");
+    let r = site.get("/", &[("X-Remote-User", "alice")]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("Content-Type"), Some("text/html; charset=utf-8"));
+    for text in [
+        "<html lang=\"ja\">",
+        "alice でサインイン中",
+        "アプリパスワード一覧",
+        "phone",
+        "未使用",
+    ] {
+        assert!(r.body.contains(text), "{text} missing:\n{}", r.body);
+    }
+    assert!(!r.body.contains("Your app passwords"), "{}", r.body);
+    let new = site.get("/new", &[("X-Remote-User", "alice")]);
+    assert!(new.body.contains("アプリパスワードの作成"), "{}", new.body);
+    assert!(new.body.contains("IMAP:メールの閲覧"), "{}", new.body);
+}
+
+#[test]
 fn sign_in_header_is_believed_only_from_the_proxy() {
     // The proxy is elsewhere; this client connects from 127.0.0.1.
     let site = Site::start(
