@@ -49,12 +49,38 @@ pub fn message(
         body,
         &[("user", user), ("label", label), ("time", time), ("ip", ip)],
     );
+    let subject = header_text(subject);
     Some(format!(
         "From: {}\nTo: {to}\nSubject: {subject}\nMIME-Version: 1.0\n\
          Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\
          Auto-Submitted: auto-generated\n\n{body}",
         n.from
     ))
+}
+
+/// A header value as mail headers must carry it: ASCII as it is, anything else (a Japanese
+/// subject) as RFC 2047 encoded words (`=?UTF-8?B?...?=`) of at most 75 characters each, cut
+/// between characters and folded onto continuation lines.
+fn header_text(text: &str) -> String {
+    use base64ct::{Base64, Encoding};
+    if text.is_ascii() {
+        return text.to_owned();
+    }
+    // 45 bytes of UTF-8 are 60 of base64; with `=?UTF-8?B?` and `?=` a word is 72.
+    let mut words = Vec::new();
+    let mut chunk = String::new();
+    for c in text.chars() {
+        if chunk.len() + c.len_utf8() > 45 {
+            words.push(std::mem::take(&mut chunk));
+        }
+        chunk.push(c);
+    }
+    words.push(chunk);
+    words
+        .iter()
+        .map(|w| format!("=?UTF-8?B?{}?=", Base64::encode_string(w.as_bytes())))
+        .collect::<Vec<_>>()
+        .join("\n ")
 }
 
 /// Sends `text` with the configured sendmail, in the background.
@@ -105,6 +131,42 @@ mod tests {
             from: "App passwords <noreply@example.org>".into(),
             to: "{user}@example.org".into(),
         }
+    }
+
+    #[test]
+    fn non_ascii_subjects_are_encoded_words() {
+        use base64ct::{Base64, Encoding};
+        assert_eq!(header_text("App password deleted"), "App password deleted");
+        let subject = crate::strings::JA.mail_created_subject;
+        let encoded = header_text(subject);
+        assert!(encoded.is_ascii(), "{encoded}");
+        let mut decoded = Vec::new();
+        for word in encoded.split("\n ") {
+            assert!(word.len() <= 75, "{word}");
+            let b64 = word
+                .strip_prefix("=?UTF-8?B?")
+                .and_then(|w| w.strip_suffix("?="))
+                .unwrap();
+            decoded.extend(Base64::decode_vec(b64).unwrap());
+        }
+        assert!(
+            encoded.contains("\n "),
+            "a long subject is folded: {encoded}"
+        );
+        assert_eq!(String::from_utf8(decoded).unwrap(), subject);
+        let m = message(
+            &notify(),
+            &crate::strings::JA,
+            Change::Deleted,
+            "alice",
+            "iPhone",
+            "2026-01-01T00:00:00Z",
+            "203.0.113.9",
+        )
+        .unwrap();
+        let (headers, body) = m.split_once("\n\n").unwrap();
+        assert!(headers.is_ascii(), "{headers}");
+        assert!(body.contains("「iPhone」"), "{body}");
     }
 
     #[test]
