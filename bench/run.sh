@@ -47,6 +47,13 @@ cleanup() {
   if [ -n "$UNIX_USER_CREATED" ]; then
     userdel "$UNIX_USER" >/dev/null 2>&1 || true
   fi
+  # PAM service files of the passdb pam rows, named after the benchmark's pid: left behind
+  # only if it was killed.
+  for f in /etc/pam.d/apppw-bench-*; do
+    [ -f "$f" ] || continue
+    pid=${f##*-}
+    kill -0 "$pid" 2>/dev/null || rm -f "$f"
+  done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
