@@ -204,6 +204,18 @@ impl TestEnv {
     }
 }
 
+/// `apppw-checkpassword` as Dovecot starts it: what the caller writes to stdin arrives on fd 3,
+/// stdin itself is closed, and the environment is empty. Add the arguments and the variables.
+pub fn checkpassword_command() -> Command {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg("exec \"$@\" 3<&0 0</dev/null")
+        .arg("sh")
+        .arg(bin("apppw-checkpassword"))
+        .env_clear();
+    cmd
+}
+
 /// Runs a command with `stdin` fed and stdout/stderr captured.
 pub fn run_with_stdin(cmd: &mut Command, stdin: &[u8]) -> Output {
     let mut child = cmd

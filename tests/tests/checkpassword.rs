@@ -8,7 +8,7 @@
 
 use apppw_integration_tests::dovecot::{self, CHECKPASSWORD_REPLY, PamService};
 use apppw_integration_tests::{
-    CAMPUS_IP, EXCEPT_IP, OFF_IP, TestEnv, bin, is_root, run_with_stdin,
+    CAMPUS_IP, EXCEPT_IP, OFF_IP, TestEnv, bin, checkpassword_command, is_root, run_with_stdin,
 };
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -86,17 +86,12 @@ impl Fixture {
     ) -> Run {
         let n = CALLS.fetch_add(1, Ordering::SeqCst);
         let out = self.env.dir.path().join(format!("reply-{n}.env"));
-        let mut cmd = Command::new("/bin/sh");
         // Like Dovecot: credentials on fd 3 (here: a copy of the stdin pipe), nothing on stdin.
-        cmd.arg("-c")
-            .arg("exec \"$@\" 3<&0 0</dev/null")
-            .arg("sh")
-            .arg(bin("apppw-checkpassword"))
-            .args(args)
+        let mut cmd = checkpassword_command();
+        cmd.args(args)
             .arg(&self.reply)
             .arg(&out)
             .arg("--reply-flag")
-            .env_clear()
             .envs(env.iter().map(|(k, v)| (k, v)));
         if let Some(uid) = uid {
             cmd.uid(uid).gid(dovecot::group_id("dovecot").unwrap());
@@ -709,14 +704,8 @@ fn reply_program_that_cannot_run_is_a_temporary_failure() {
         "--".into(),
         "/nonexistent/checkpassword-reply".into(),
     ];
-    let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c")
-        .arg("exec \"$@\" 3<&0 0</dev/null")
-        .arg("sh")
-        .arg(bin("apppw-checkpassword"))
-        .args(&args)
-        .env_clear()
-        .env("TCPREMOTEIP", OFF_IP);
+    let mut cmd = checkpassword_command();
+    cmd.args(&args).env("TCPREMOTEIP", OFF_IP);
     let out = run_with_stdin(&mut cmd, &input("alice", &pw));
     assert_eq!(out.status.code(), Some(111));
     assert!(String::from_utf8_lossy(&out.stderr).contains("reply program"));

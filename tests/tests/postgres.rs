@@ -11,9 +11,9 @@ use apppw_integration_tests::pam::{
     Host, ServiceDir, apppw_line, pam_wrapper_available, primary_line,
 };
 use apppw_integration_tests::postgres::{self as pg, Cluster, psql};
-use apppw_integration_tests::{CAMPUS_IP, OFF_IP, TestEnv, bin, run_with_stdin};
+use apppw_integration_tests::{CAMPUS_IP, OFF_IP, TestEnv, checkpassword_command, run_with_stdin};
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 const NORMAL: &str = "Winter-2026-normal";
@@ -29,15 +29,10 @@ macro_rules! require_postgres {
 /// `apppw-checkpassword --config CONFIG /bin/true` for one login from `ip`, as Dovecot runs
 /// it; returns the exit status and how long it took.
 fn checkpassword(env: &TestEnv, user: &str, pass: &str, ip: &str) -> (Option<i32>, Duration) {
-    let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c")
-        .arg("exec \"$@\" 3<&0 0</dev/null")
-        .arg("sh")
-        .arg(bin("apppw-checkpassword"))
-        .arg("--config")
+    let mut cmd = checkpassword_command();
+    cmd.arg("--config")
         .arg(&env.config)
         .arg("/bin/true")
-        .env_clear()
         .env("SERVICE", "imap")
         .env("TCPREMOTEIP", ip);
     let start = Instant::now();

@@ -16,9 +16,8 @@
 use apppw_integration_tests::pam::{
     HARNESS_RETRIES, ServiceDir, WRAPPER_LIB, apppw_line, pam_wrapper_available, primary_line,
 };
-use apppw_integration_tests::{OFF_IP, TestEnv, bin, run_with_stdin};
+use apppw_integration_tests::{OFF_IP, TestEnv, checkpassword_command, run_with_stdin};
 use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -104,15 +103,10 @@ impl Soak {
     fn run(&self, fe: FrontEnd, user: &str, pass: &str) -> (Said, String) {
         match fe {
             FrontEnd::Checkpassword => {
-                let mut cmd = Command::new("/bin/sh");
-                cmd.arg("-c")
-                    .arg("exec \"$@\" 3<&0 0</dev/null")
-                    .arg("sh")
-                    .arg(bin("apppw-checkpassword"))
-                    .arg("--config")
+                let mut cmd = checkpassword_command();
+                cmd.arg("--config")
                     .arg(&self.env.config)
                     .arg(&self.reply)
-                    .env_clear()
                     .env("SERVICE", "imap")
                     .env("TCPREMOTEIP", OFF_IP);
                 let out = run_with_stdin(&mut cmd, format!("{user}\0{pass}\0\0").as_bytes());

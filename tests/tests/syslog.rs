@@ -7,11 +7,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use apppw_integration_tests::pam::{ServiceDir, apppw_line, pam_wrapper_available, primary_line};
-use apppw_integration_tests::{CAMPUS_IP, OFF_IP, TestEnv, bin, is_root, run_with_stdin};
+use apppw_integration_tests::{
+    CAMPUS_IP, OFF_IP, TestEnv, checkpassword_command, is_root, run_with_stdin,
+};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 const DEV_LOG: &str = "/dev/log";
@@ -52,15 +53,10 @@ impl Drop for SyslogSocket {
 
 /// `apppw-checkpassword --config CONFIG /bin/true` as Dovecot runs it; the exit status.
 fn checkpassword(env: &TestEnv, user: &[u8], pass: &str, ip: &str) -> Option<i32> {
-    let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c")
-        .arg("exec \"$@\" 3<&0 0</dev/null")
-        .arg("sh")
-        .arg(bin("apppw-checkpassword"))
-        .arg("--config")
+    let mut cmd = checkpassword_command();
+    cmd.arg("--config")
         .arg(&env.config)
         .arg("/bin/true")
-        .env_clear()
         .env("SERVICE", "imap")
         .env("TCPREMOTEIP", ip);
     let mut input = user.to_vec();
