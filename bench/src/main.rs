@@ -1313,21 +1313,10 @@ fn dovecot_rows(o: &Opts, n: usize, one: &Db, r: &mut Results) -> Res<()> {
     // checkpassword with apppw-checkpassword.
     progress("Dovecot checkpassword + apppw-checkpassword");
     let dir = o.work.join("dovecot-checkpassword");
+    let (config, cp_users) = client_users(o, &dir, &levels)?;
     let dbdir = dir.join("db");
-    std::fs::create_dir_all(&dbdir)?;
     let cp = dir.join("apppw-checkpassword");
     std::fs::copy(o.bin_dir.join("apppw-checkpassword"), &cp)?;
-    let config = dir.join("apppw.toml");
-    let lockout = setup::lockout_supported(&o.bin_dir.join("apppw"), &dbdir)?;
-    setup::write_config(&config, &dbdir.join("apppw.db"), lockout)?;
-    let apppw_bin = o.bin_dir.join("apppw");
-    let max_clients = levels.iter().copied().max().unwrap_or(1);
-    let mut cp_users = Vec::new();
-    for i in 0..max_clients.max(1) {
-        let user = format!("u{i:02}");
-        let pw = setup::create(&apppw_bin, &config, &user, "phone")?;
-        cp_users.push((user, pw));
-    }
     setup::chown_to(&dbdir, "dovecot")?;
     let inst = dovecot::Instance::start(
         &dir,
@@ -1392,6 +1381,24 @@ fn dovecot_rows(o: &Opts, n: usize, one: &Db, r: &mut Results) -> Res<()> {
     note_log_problems(&inst, "checkpassword", r);
     drop(inst);
     dovecot_pam_rows(o, n, &levels, r)
+}
+
+/// A database in `dir/db` with its config `dir/apppw.toml`, and one user with an app password
+/// per client of the largest concurrency level: (config, users).
+fn client_users(o: &Opts, dir: &Path, levels: &[usize]) -> Res<(PathBuf, Vec<(String, String)>)> {
+    let dbdir = dir.join("db");
+    std::fs::create_dir_all(&dbdir)?;
+    let config = dir.join("apppw.toml");
+    let apppw_bin = o.bin_dir.join("apppw");
+    let lockout = setup::lockout_supported(&apppw_bin, &dbdir)?;
+    setup::write_config(&config, &dbdir.join("apppw.db"), lockout)?;
+    let mut users = Vec::new();
+    for i in 0..levels.iter().copied().max().unwrap_or(1).max(1) {
+        let user = format!("u{i:02}");
+        let pw = setup::create(&apppw_bin, &config, &user, "phone")?;
+        users.push((user, pw));
+    }
+    Ok((config, users))
 }
 
 const REFUSED_AT_SOCKET: &str = "a correct app password was refused (see the Dovecot log)";
@@ -1471,11 +1478,7 @@ fn dovecot_pam_rows(o: &Opts, n: usize, levels: &[usize], r: &mut Results) -> Re
     let service = format!("apppw-bench-{}", std::process::id());
     let pam_file = Path::new("/etc/pam.d").join(&service);
     let dir = o.work.join("dovecot-pam");
-    let dbdir = dir.join("db");
-    std::fs::create_dir_all(&dbdir)?;
-    let config = dir.join("apppw.toml");
-    let lockout = setup::lockout_supported(&o.bin_dir.join("apppw"), &dbdir)?;
-    setup::write_config(&config, &dbdir.join("apppw.db"), lockout)?;
+    let (config, users) = client_users(o, &dir, levels)?;
     let module = o.bin_dir.join("libpam_apppw.so");
     let stack = format!(
         "auth [success=done ignore=ignore default=die] {} config={}\n\
@@ -1492,13 +1495,6 @@ fn dovecot_pam_rows(o: &Opts, n: usize, levels: &[usize], r: &mut Results) -> Re
         return Ok(());
     }
     let _guard = SystemPamService(pam_file);
-    let apppw_bin = o.bin_dir.join("apppw");
-    let mut users = Vec::new();
-    for i in 0..levels.iter().copied().max().unwrap_or(1).max(1) {
-        let user = format!("u{i:02}");
-        let pw = setup::create(&apppw_bin, &config, &user, "phone")?;
-        users.push((user, pw));
-    }
     // The auth workers run as root in Dovecot 2.3; `max_requests` is Dovecot's default (100
     // logins per worker process, then a new one).
     let inst = dovecot::Instance::start(
