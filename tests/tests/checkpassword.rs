@@ -426,11 +426,6 @@ fn usage_errors_exit_2() {
 #[test]
 fn input_over_512_bytes_is_refused_not_truncated() {
     let f = Fixture::new("");
-    if f.env
-        .skip_unless_sqlite("unreadable_and_read_only_database_as_the_dovecot_user")
-    {
-        return;
-    }
     let pw = f.env.create("alice", "phone", &[]);
     let env = Fixture::dovecot_env(Some(OFF_IP));
 
@@ -456,11 +451,6 @@ fn input_over_512_bytes_is_refused_not_truncated() {
 #[test]
 fn config_lookup_order_and_broken_config() {
     let f = Fixture::new("");
-    if f.env
-        .skip_unless_sqlite("unreadable_and_read_only_database_as_the_dovecot_user")
-    {
-        return;
-    }
     let pw = f.env.create("alice", "phone", &[]);
     let env = Fixture::dovecot_env(Some(OFF_IP));
     let none: Vec<OsString> = vec![];
