@@ -12,6 +12,7 @@ PACKAGES=(
   sqlite3 python3 ca-certificates
   postgresql                                # the shared store for several mail servers
   chromium chromium-driver                  # the self-service page in a real browser
+  debootstrap                               # the Debian 13 root with Dovecot 2.4 (trixie-root.sh)
 )
 
 missing=()
@@ -38,5 +39,9 @@ for svc in dovecot postfix postgresql; do
     systemctl stop "$svc" || true
   fi
 done
+# Dovecot 2.4 for its tests: a Debian 13 root, made once (about 80 s) and reused.
+if [ "$(id -u)" = 0 ]; then
+  bash "$(dirname "$0")/trixie-root.sh" >/dev/null
+fi
 command -v cargo >/dev/null || { echo "setup: cargo (Rust 1.85+) is required" >&2; exit 1; }
 echo "setup: ok"
