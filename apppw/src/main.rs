@@ -410,7 +410,31 @@ fn revoke(config: &Config, user: &str, what: Option<&str>, all: bool) -> Result<
             c.user
         );
     }
+    if let Some(c) = removed.first() {
+        flush_auth_cache(config, &c.user)?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Dovecot may answer a login from its auth cache: flush the user (as the store names them),
+/// so that the revocation holds at the next attempt. A failure is a warning; the app password
+/// is deleted either way.
+fn flush_auth_cache(config: &Config, user: &str) -> Result<()> {
+    use apppw::authcache::{Outcome, flush};
+    match flush(&config.dovecot, user) {
+        Outcome::Flushed(n) => match n {
+            Some(1) => say!("flushed {user} from Dovecot's auth cache (1 entry)"),
+            Some(n) => say!("flushed {user} from Dovecot's auth cache ({n} entries)"),
+            None => say!("flushed {user} from Dovecot's auth cache"),
+        },
+        Outcome::Disabled | Outcome::NoDoveadm => {}
+        Outcome::Failed(why) => eprintln!(
+            "apppw: warning: could not flush {user} from Dovecot's auth cache ({why}); a login \
+             cached before the revocation may still succeed until auth_cache_ttl: run \
+             `doveadm auth cache flush {user}`"
+        ),
+    }
+    Ok(())
 }
 
 fn verify_stdin(config: &Config, user: &str, ip: &str, service: Option<&str>) -> Result<ExitCode> {

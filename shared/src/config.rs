@@ -39,6 +39,8 @@ pub struct Config {
     pub argon2: Params,
     /// Cool-down after repeated failed app-password attempts.
     pub lockout: Lockout,
+    /// `[dovecot]`: flushing Dovecot's auth cache after a revocation.
+    pub dovecot: crate::authcache::Settings,
 }
 
 /// `[lockout]`: after `per_client` failed app-password attempts for a user from one address,
@@ -140,6 +142,8 @@ struct RawConfig {
     argon2: RawArgon2,
     #[serde(default)]
     lockout: RawLockout,
+    #[serde(default)]
+    dovecot: crate::authcache::RawSettings,
 }
 
 #[derive(Deserialize, Default)]
@@ -372,7 +376,11 @@ impl Config {
             }
         }
 
+        let dovecot = crate::authcache::Settings::from_raw(raw.dovecot)
+            .map_err(|(span, key, m)| at(Some(span), Some(key), m))?;
+
         Ok(Config {
+            dovecot,
             lockout,
             path: path.to_path_buf(),
             database,
@@ -600,6 +608,26 @@ parallelism = 1
             e.contains("line 2") && e.contains("lockout.window_seconds"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn dovecot_settings() {
+        let c = parse("").unwrap();
+        assert_eq!(c.dovecot, crate::authcache::Settings::default());
+        let c = parse(
+            "[dovecot]\nflush_auth_cache = false\ndoveadm = \"/opt/dovecot/bin/doveadm\"\n\
+             auth_master_socket = \"/run/dovecot2/auth-master\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.dovecot.flush_auth_cache, Some(false));
+        assert_eq!(
+            c.dovecot.doveadm.as_deref(),
+            Some(Path::new("/opt/dovecot/bin/doveadm"))
+        );
+        let e = err("[dovecot]\ndoveadm = \"doveadm\"\n");
+        assert!(e.contains("line 2") && e.contains("dovecot.doveadm"), "{e}");
+        let e = err("[dovecot]\nflush_cache = true\n");
+        assert!(e.contains("line 2") && e.contains("flush_cache"), "{e}");
     }
 
     #[test]

@@ -13,11 +13,13 @@
 //! - [`store`]: the SQLite database and its migrations;
 //! - [`issue`]: creating an app password (validation, generation, hashing, insertion);
 //! - [`verify`]: **why a login was accepted or refused** — the one decision;
-//! - [`audit`]: the syslog line written for each decision.
+//! - [`audit`]: the syslog line written for each decision;
+//! - [`authcache`]: flushing a user from Dovecot's auth cache after a revocation.
 #![deny(unsafe_code)] // allowed only in `hugemem` (mmap) and `argon2id` (AVX2 intrinsics)
 
 pub mod argon2id;
 pub mod audit;
+pub mod authcache;
 pub mod config;
 pub mod hash;
 pub mod hugemem;
