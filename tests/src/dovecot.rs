@@ -188,6 +188,11 @@ impl Dovecot {
     /// Starts Dovecot with `apppw-checkpassword --config APPPW_CONFIG` as passdb. Panics (with
     /// the log) if it does not come up.
     pub fn start(apppw_config: &Path, userdb: Userdb) -> Dovecot {
+        Self::start_with(apppw_config, userdb, "")
+    }
+
+    /// Like [`Dovecot::start`], with `extra` lines in the main config (e.g. `auth_cache_size`).
+    pub fn start_with(apppw_config: &Path, userdb: Userdb, extra: &str) -> Dovecot {
         let dir = tempfile::Builder::new()
             .prefix("apppw-dovecot.")
             .tempdir()
@@ -232,6 +237,7 @@ auth_failure_delay = 0
 # Lets the test client forward a client address with IMAP ID (x-originating-ip).
 login_trusted_networks = 127.0.0.0/8
 mail_location = maildir:~/Maildir
+{extra}
 passdb {{
   driver = checkpassword
   args = {checkpassword}
@@ -340,39 +346,45 @@ service imap-login {{
     /// first with `ID ("x-originating-ip" RIP)` (the server trusts 127.0.0.0/8), so Dovecot
     /// sees the login as coming from `rip`.
     pub fn imap_login(&self, rip: Option<&str>, user: &str, pass: &str) -> Imap {
-        let stream = TcpStream::connect(("127.0.0.1", self.imap_port)).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(15)))
+        imap_login_at(self.imap_port, rip, user, pass)
+    }
+}
+
+/// A real IMAP LOGIN to 127.0.0.1:PORT (any Dovecot version), the client address forwarded
+/// with IMAP ID first if given (the server must trust 127.0.0.0/8).
+pub fn imap_login_at(port: u16, rip: Option<&str>, user: &str, pass: &str) -> Imap {
+    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert!(line.starts_with("* OK"), "greeting: {line}");
+    let mut command = |tag: &str, text: String| -> String {
+        writer
+            .write_all(format!("{tag} {text}\r\n").as_bytes())
             .unwrap();
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut writer = stream;
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        assert!(line.starts_with("* OK"), "greeting: {line}");
-        let mut command = |tag: &str, text: String| -> String {
-            writer
-                .write_all(format!("{tag} {text}\r\n").as_bytes())
-                .unwrap();
-            loop {
-                let mut l = String::new();
-                let n = reader.read_line(&mut l).unwrap();
-                assert!(n > 0, "connection closed during {tag}:\n{}", self.log());
-                if let Some(rest) = l.strip_prefix(&format!("{tag} ")) {
-                    return rest.trim_end().to_owned();
-                }
+        loop {
+            let mut l = String::new();
+            let n = reader.read_line(&mut l).unwrap();
+            assert!(n > 0, "connection closed during {tag}");
+            if let Some(rest) = l.strip_prefix(&format!("{tag} ")) {
+                return rest.trim_end().to_owned();
             }
-        };
-        if let Some(ip) = rip {
-            let r = command("a1", format!("ID (\"x-originating-ip\" \"{ip}\")"));
-            assert!(r.starts_with("OK"), "ID: {r}");
         }
-        let r = command("a2", format!("LOGIN {} {}", quote(user), quote(pass)));
-        if r.starts_with("OK") {
-            let _ = command("a3", "LOGOUT".into());
-            Imap::LoggedIn
-        } else {
-            Imap::Refused(r)
-        }
+    };
+    if let Some(ip) = rip {
+        let r = command("a1", format!("ID (\"x-originating-ip\" \"{ip}\")"));
+        assert!(r.starts_with("OK"), "ID: {r}");
+    }
+    let r = command("a2", format!("LOGIN {} {}", quote(user), quote(pass)));
+    if r.starts_with("OK") {
+        let _ = command("a3", "LOGOUT".into());
+        Imap::LoggedIn
+    } else {
+        Imap::Refused(r)
     }
 }
 

@@ -6,7 +6,9 @@
 
 pub mod dovecot;
 pub mod pam;
+pub mod postfix;
 pub mod postgres;
+pub mod trixie;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

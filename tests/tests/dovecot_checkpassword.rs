@@ -264,3 +264,37 @@ fn store_failure_is_a_temporary_failure_in_dovecot() {
     assert!(log.contains("apppw-checkpassword: database"), "{log}");
     assert!(log.contains("exited with status 111"), "{log}");
 }
+
+/// With Dovecot's auth cache on (`auth_cache_size`, as many sites set it): a normal password
+/// that succeeded on campus is still refused off campus, from an except network and over
+/// IPv6, and a revocation holds at the next attempt (2.3 never caches `passdb checkpassword`).
+#[test]
+fn cache_on_keeps_the_campus_rule_and_revocation() {
+    require_dovecot!("cache_on_keeps_the_campus_rule_and_revocation");
+    let pam = PamService::matrix(&[("alice", NORMAL_PW)]);
+    let env = TestEnv::new(&pam.toml());
+    let app_pw = env.create("alice", "phone", &[]);
+    dovecot::share_with_dovecot(&env);
+    let d = Dovecot::start_with(
+        &env.config,
+        Userdb::Static,
+        "auth_cache_size = 1M\nauth_cache_ttl = 1 hours\n",
+    );
+    assert!(d.accepts(CAMPUS_IP, "alice", NORMAL_PW), "{}", d.log());
+    assert!(d.accepts(CAMPUS_IP, "alice", NORMAL_PW), "{}", d.log());
+    for ip in [OFF_IP, EXCEPT_IP, "2001:db9::1"] {
+        assert!(
+            !d.accepts(ip, "alice", NORMAL_PW),
+            "normal password from {ip} after a campus success\n{}",
+            d.log()
+        );
+    }
+    assert!(d.accepts(OFF_IP, "alice", &app_pw));
+    assert!(d.accepts(OFF_IP, "alice", &app_pw));
+    let out = env.apppw(&["revoke", "alice", "phone"], "");
+    assert!(out.status.success());
+    assert!(
+        !d.accepts(OFF_IP, "alice", &app_pw),
+        "revoked, yet accepted"
+    );
+}

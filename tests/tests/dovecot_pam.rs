@@ -11,6 +11,7 @@
 //! machine that may have one.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use apppw_integration_tests::postfix::{self, Postfix};
 use apppw_integration_tests::{CAMPUS_IP, EXCEPT_IP, OFF_IP, TestEnv, bin, is_root};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -144,7 +145,8 @@ struct Dovecot {
 
 impl Dovecot {
     /// `postfix_listener`: also offer the auth socket `run/postfix-auth` to the `postfix` user.
-    fn start(dir: &Path, pam_service: &str, postfix_listener: bool) -> Dovecot {
+    /// `cache`: `auth_cache_size = 1M` and the documented `cache_key=%u%r%s` in `args`.
+    fn start(dir: &Path, pam_service: &str, postfix_listener: bool, cache: bool) -> Dovecot {
         let run = dir.join("run");
         let state = dir.join("state");
         for d in [&run, &state] {
@@ -165,7 +167,7 @@ impl Dovecot {
              auth_mechanisms = plain login\n\
              auth_verbose = yes\n\
              auth_failure_delay = 0\n\
-             passdb {{\n  driver = pam\n  args = {pam_service}\n}}\n\
+             {cache_size}passdb {{\n  driver = pam\n  args = {cache_key}{pam_service}\n}}\n\
              userdb {{\n  driver = static\n  args = uid=nobody gid=nogroup home={home} allow_all_users=yes\n}}\n\
              service imap-login {{\n  inet_listener imap {{\n    port = 0\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n",
             instance = unique("apppw-pam-"),
@@ -173,6 +175,8 @@ impl Dovecot {
             state = state.display(),
             log = log.display(),
             home = dir.join("home/%u").display(),
+            cache_size = if cache { "auth_cache_size = 1M\n" } else { "" },
+            cache_key = if cache { "cache_key=%u%r%s " } else { "" },
         );
         let text = if postfix_listener {
             format!(
@@ -266,10 +270,14 @@ struct Fixture {
 
 impl Fixture {
     fn new(postfix_listener: bool) -> Fixture {
+        Self::with(postfix_listener, false)
+    }
+
+    fn with(postfix_listener: bool, cache: bool) -> Fixture {
         let env = TestEnv::new("");
         let user = SystemUser::create(NORMAL);
         let pam = PamService::create(&env.config);
-        let dovecot = Dovecot::start(env.dir.path(), &pam.name, postfix_listener);
+        let dovecot = Dovecot::start(env.dir.path(), &pam.name, postfix_listener, cache);
         Fixture {
             dovecot,
             _pam: pam,
@@ -353,171 +361,11 @@ fn dovecot_passdb_pam_enforces_the_campus_rule() {
     );
 }
 
-/// A Postfix instance in a temp directory (own config, queue and data directories, one smtpd on
-/// a loopback port) using Dovecot SASL; stopped on drop.
-struct Postfix {
-    conf: PathBuf,
-    log: PathBuf,
-    port: u16,
-}
-
-impl Postfix {
-    fn start(dir: &Path, sasl_socket: &Path) -> Postfix {
-        let conf = dir.join("postfix");
-        let queue = dir.join("postfix-queue");
-        let data = dir.join("postfix-data");
-        for d in [&conf, &queue, &data] {
-            std::fs::create_dir_all(d).unwrap();
-        }
-        // master.lock lives in the data directory, which must belong to the mail owner.
-        let status = Command::new("chown")
-            .arg("postfix")
-            .arg(&data)
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let log = dir.join("postfix.log");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        std::fs::write(
-            conf.join("main.cf"),
-            format!(
-                "compatibility_level = 3.6\n\
-                 queue_directory = {queue}\n\
-                 data_directory = {data}\n\
-                 maillog_file_prefixes = {dir}\n\
-                 maillog_file = {log}\n\
-                 inet_interfaces = 127.0.0.1\n\
-                 inet_protocols = ipv4\n\
-                 myhostname = apppw-test.localdomain\n\
-                 mydestination =\n\
-                 mynetworks = 127.0.0.0/8\n\
-                 smtpd_tls_security_level = none\n\
-                 smtpd_sasl_auth_enable = yes\n\
-                 smtpd_sasl_type = dovecot\n\
-                 smtpd_sasl_path = {sasl}\n\
-                 smtpd_relay_restrictions = permit_sasl_authenticated, reject\n\
-                 # The test client announces campus addresses with XCLIENT.\n\
-                 smtpd_authorized_xclient_hosts = 127.0.0.1\n",
-                queue = queue.display(),
-                data = data.display(),
-                dir = dir.display(),
-                log = log.display(),
-                sasl = sasl_socket.display(),
-            ),
-        )
-        .unwrap();
-        // The packaged master.cf without its listeners and without chroot (the chroot would need
-        // copies of system files in the queue directory), plus one smtpd on our port.
-        let system = std::fs::read_to_string("/etc/postfix/master.cf").unwrap();
-        let mut master = String::new();
-        for line in system.lines() {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            if line.starts_with(['#', ' ', '\t']) || fields.len() < 8 {
-                continue;
-            }
-            if fields[1] == "inet" || fields[7] == "pipe" {
-                continue;
-            }
-            let mut fields = fields;
-            fields[4] = "n";
-            master.push_str(&fields.join(" "));
-            master.push('\n');
-        }
-        master.push_str(&format!("127.0.0.1:{port} inet n - n - - smtpd\n"));
-        std::fs::write(conf.join("master.cf"), master).unwrap();
-
-        let postfix = Postfix { conf, log, port };
-        let out = postfix.command("start");
-        assert!(
-            out.status.success(),
-            "postfix start failed:\n{}",
-            postfix.log_text()
-        );
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "postfix did not listen:\n{}",
-                postfix.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        postfix
-    }
-
-    fn command(&self, verb: &str) -> std::process::Output {
-        Command::new("postfix")
-            .arg("-c")
-            .arg(&self.conf)
-            .arg(verb)
-            .output()
-            .unwrap()
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// `swaks --auth PLAIN`, the client address announced with XCLIENT if given. Returns the
-    /// exit code (0 authenticated, 28 refused) and the server's replies only: the client side
-    /// would show the credentials.
-    fn auth_plain(&self, xclient_addr: Option<&str>, user: &str, password: &str) -> (i32, String) {
-        let mut cmd = Command::new("swaks");
-        cmd.args(["--server", &format!("127.0.0.1:{}", self.port)])
-            .args([
-                "--auth",
-                "PLAIN",
-                "--auth-user",
-                user,
-                "--auth-password",
-                password,
-            ])
-            .args([
-                "--quit-after",
-                "AUTH",
-                "--hide-send",
-                "--hide-informational",
-            ]);
-        if let Some(addr) = xclient_addr {
-            cmd.args(["--xclient-addr", addr]);
-        }
-        let out = cmd.output().unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
-    }
-}
-
-impl Drop for Postfix {
-    fn drop(&mut self) {
-        let _ = self.command("stop");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.command("status").status.success() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
 #[test]
 fn postfix_smtp_auth_through_dovecot_sasl() {
     let test = "postfix_smtp_auth_through_dovecot_sasl";
-    if !skip_unless_ready(test) {
+    if !skip_unless_ready(test) || !postfix::available(test) {
         return;
-    }
-    for tool in [
-        "/usr/sbin/postfix",
-        "/usr/bin/swaks",
-        "/etc/postfix/master.cf",
-    ] {
-        if !Path::new(tool).exists() {
-            eprintln!("SKIP {test}: {tool} is missing (apt-get install postfix swaks)");
-            return;
-        }
     }
     let f = Fixture::new(true);
     let postfix = Postfix::start(f.env.dir.path(), &f.env.dir.path().join("run/postfix-auth"));
@@ -550,4 +398,100 @@ fn postfix_smtp_auth_through_dovecot_sasl() {
         true,
         "app password from off campus via XCLIENT",
     );
+}
+
+/// `apppw revoke USER LABEL` with the test's config plus a `[dovecot]` section.
+fn revoke_with(env: &TestEnv, dovecot: &str, user: &str, label: &str) -> std::process::Output {
+    let config = env.dir.path().join("apppw-revoke.toml");
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(&config, format!("{text}\n[dovecot]\n{dovecot}\n")).unwrap();
+    Command::new(bin("apppw"))
+        .arg("--config")
+        .arg(&config)
+        .args(["revoke", user, label])
+        .output()
+        .unwrap()
+}
+
+/// Dovecot 2.3 `passdb pam` with the auth cache on and the documented key (`cache_key=%u%r%s`):
+/// the campus rule holds, a revocation without a flush is served from the cache (the hole
+/// the flush closes), and `apppw revoke` flushes it; a failed flush is a warning, exit 0.
+#[test]
+fn dovecot_passdb_pam_with_the_auth_cache() {
+    if !skip_unless_ready("dovecot_passdb_pam_with_the_auth_cache") {
+        return;
+    }
+    let f = Fixture::with(false, true);
+    let (env, dovecot, name) = (&f.env, &f.dovecot, f.name());
+    let check = |password: &str, rip: &str, expected: i32, what: &str| {
+        let got = dovecot.auth_test(name, password, rip);
+        assert_eq!(got, expected, "{what} from {rip}\n{}", dovecot.log_text());
+    };
+    check(NORMAL, CAMPUS_IP, 0, "normal password");
+    check(NORMAL, CAMPUS_IP, 0, "normal password, again (cached)");
+    check(NORMAL, OFF_IP, 77, "normal password after a campus success");
+    check(
+        NORMAL,
+        EXCEPT_IP,
+        77,
+        "normal password after a campus success",
+    );
+    check(
+        NORMAL,
+        "2001:db9::1",
+        77,
+        "normal password after a campus success",
+    );
+
+    // Without a flush a revoked app password is served from the cache.
+    let app = env.create(name, "phone", &[]);
+    check(&app, OFF_IP, 0, "app password");
+    let out = revoke_with(env, "flush_auth_cache = false", name, "phone");
+    assert!(out.status.success());
+    check(
+        &app,
+        OFF_IP,
+        0,
+        "revoked app password, cache not flushed (the hole)",
+    );
+
+    // apppw revoke flushes this Dovecot (its own base_dir: auth_master_socket).
+    let socket = env.dir.path().join("run/auth-master");
+    let laptop = env.create(name, "laptop", &[]);
+    check(&laptop, OFF_IP, 0, "second app password");
+    let out = revoke_with(
+        env,
+        &format!("auth_master_socket = \"{}\"", socket.display()),
+        name,
+        "laptop",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("flushed {name} from Dovecot's auth cache")),
+        "{stdout}"
+    );
+    check(&laptop, OFF_IP, 77, "revoked app password after the flush");
+
+    // A flush that cannot reach Dovecot: a warning, and the revocation stands.
+    let tablet = env.create(name, "tablet", &[]);
+    let out = revoke_with(
+        env,
+        "auth_master_socket = \"/nonexistent/auth-master\"",
+        name,
+        "tablet",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("warning: could not flush") && stderr.contains("doveadm auth cache flush"),
+        "{stderr}"
+    );
+    check(&tablet, OFF_IP, 77, "revoked app password, flush failed");
+    let list = env.apppw(&["list", name, "--json"], "");
+    assert_eq!(String::from_utf8_lossy(&list.stdout).trim(), "[]");
 }
