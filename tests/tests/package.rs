@@ -6,6 +6,8 @@
 //! it back even when it fails. `APPPW_DEB=FILE` tests a prebuilt package instead of building one.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use apppw_integration_tests::dovecot::{Imap, free_port};
+use apppw_integration_tests::trixie::{self, Dovecot24, Jail};
 use apppw_integration_tests::{OFF_IP, bin, is_root, workspace};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -625,4 +627,138 @@ fn man_pages_render_without_warnings() {
             page.display()
         );
     }
+}
+
+/// The same .deb on Debian 13 with Dovecot 2.4, as an administrator meets it there: in a jail on
+/// the trixie root of `scripts/trixie-root.sh`, the README's "Debian 13 and Dovecot 2.4"
+/// sequence runs as written (only `systemctl`, absent without systemd, starts Dovecot instead),
+/// then logins go through the installed `pam_apppw.so`, the installed example configurations and
+/// the installed `apppw`, whose revoke flushes Dovecot's auth cache with the default settings.
+#[test]
+fn package_installs_and_works_on_debian_13_with_dovecot_24() {
+    let test = "package_installs_and_works_on_debian_13_with_dovecot_24";
+    if !is_root() || !has("dpkg-deb") || !has("dpkg-architecture") {
+        eprintln!("skipped: the package test needs root, dpkg-deb and dpkg-architecture");
+        return;
+    }
+    if !trixie::available(test) {
+        return;
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix("apppw-pkg13.")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let deb = the_package(tmp.path());
+    let jail = Jail::new(&[tmp.path()]);
+
+    // Paths and ports of this test only; everything else is Debian's configuration.
+    let port = free_port();
+    jail.write(
+        "/etc/dovecot/local.conf",
+        &format!(
+            "listen = 127.0.0.1\nlog_path = {share}/dovecot.log\nauth_failure_delay = 0\n\
+             login_trusted_networks = 127.0.0.0/8\n\
+             service imap-login {{\n  inet_listener imap {{\n    port = {port}\n  }}\n  \
+             inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
+             service submission-login {{\n  inet_listener submission {{\n    port = 0\n  }}\n  \
+             inet_listener submissions {{\n    port = 0\n  }}\n}}\n",
+            share = jail.share().display()
+        ),
+    );
+    let sequence = readme_block("<!-- tested: Debian 13 install -->");
+    let file = deb.file_name().unwrap().to_str().unwrap();
+    assert!(
+        sequence.contains("./apppw_0.1.0-1_amd64.deb"),
+        "the README's sequence installs another file name:\n{sequence}"
+    );
+    // The lines up to the first app password; the test creates its own.
+    let steps: String = sequence
+        .lines()
+        .take_while(|l| !l.starts_with("apppw create"))
+        .map(|l| l.replace("./apppw_0.1.0-1_amd64.deb", &format!("./{file}")) + "\n")
+        .collect();
+    let out = jail
+        .command("bash")
+        .arg("-c")
+        .arg(format!(
+            "set -e\ncd {tmp}\n\
+             systemctl() {{ doveadm stop >/dev/null 2>&1 || true; \
+             dovecot </dev/null >/dev/null 2>{share}/startup.log; }}\n{steps}",
+            tmp = tmp.path().display(),
+            share = jail.share().display()
+        ))
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "the README's sequence failed:\n{steps}\n{said}"
+    );
+    let d = Dovecot24::attach(&jail, "/etc/dovecot/dovecot.conf".into(), port);
+    // The sequence's own check shows the passdb with the cache off.
+    assert!(said.contains("use_cache = no"), "{said}");
+
+    // Installed, with its dependencies resolved from Debian 13.
+    let status = jail.sh("dpkg-query -W -f='${Status} ${Version}' apppw");
+    assert!(status.starts_with("install ok installed"), "{status}");
+    jail.sh("apt-get check -qq");
+    let groups = jail.sh("id -nG dovecot");
+    assert!(groups.split_whitespace().any(|g| g == "apppw"), "{groups}");
+    assert_eq!(
+        jail.sh("stat -c '%U:%G %a' /var/lib/apppw /etc/apppw/apppw.toml"),
+        "root:apppw 2770\nroot:apppw 640\n"
+    );
+
+    // The site's networks (edited by hand in the README), a user with a normal password.
+    let config = std::fs::read_to_string(jail.path(CONFIG)).unwrap();
+    let config = config
+        .replace(
+            "\ncampus = []",
+            "\ncampus = [\"192.0.2.0/24\", \"2001:db8::/48\"]",
+        )
+        .replace("\nexcept = []", "\nexcept = [\"192.0.2.128/25\"]");
+    std::fs::write(jail.path(CONFIG), config).unwrap();
+    jail.sh("useradd -m alice && echo 'alice:Normal-Pass-2026' | chpasswd");
+    let created = jail.sh("apppw create alice phone --json");
+    let created: serde_json::Value = serde_json::from_str(&created).unwrap();
+    let app = created["password"].as_str().unwrap().to_owned();
+
+    let accepts = |pass: &str, rip: &str| d.accepts(rip, "alice", pass);
+    assert!(accepts(&app, OFF_IP), "{}", d.log());
+    assert!(!accepts("Normal-Pass-2026", OFF_IP), "{}", d.log());
+    assert!(!accepts("Normal-Pass-2026", "192.0.2.200"), "{}", d.log());
+    assert!(accepts("Normal-Pass-2026", "192.0.2.10"), "{}", d.log());
+    assert_eq!(
+        d.imap_login(Some(OFF_IP), "alice", &app),
+        Imap::LoggedIn,
+        "{}",
+        d.log()
+    );
+
+    // Revoking flushes Dovecot's auth cache with no [dovecot] settings at all.
+    let revoked = jail.sh("apppw revoke alice phone");
+    assert!(
+        revoked.contains("flushed alice from Dovecot's auth cache"),
+        "{revoked}"
+    );
+    assert!(!accepts(&app, OFF_IP), "{}", d.log());
+}
+
+/// The fenced shell block that follows `marker` in the README.
+fn readme_block(marker: &str) -> String {
+    let readme = std::fs::read_to_string(workspace().join("README.md")).unwrap();
+    let after = &readme[readme.find(marker).expect("marker in README.md") + marker.len()..];
+    let start = after
+        .find("```sh\n")
+        .expect("a ```sh block after the marker")
+        + 6;
+    let end = after[start..].find("```").unwrap();
+    after[start..start + end].to_owned()
 }
