@@ -155,11 +155,13 @@ fn run(doveadm: &Path, cmd: &mut Command) -> Outcome {
                 .find(|l| !l.is_empty())
         })
         .unwrap_or("no message");
-    let status = status
-        .code()
-        .map_or_else(|| "a signal".to_owned(), |c| format!("status {c}"));
+    let status = match status.code() {
+        Some(0) => String::new(),
+        Some(c) => format!(" exited with status {c}"),
+        None => " was killed by a signal".to_owned(),
+    };
     Outcome::Failed(format!(
-        "{} auth cache flush (exit {status}): {}",
+        "{} auth cache flush{status}: {}",
         doveadm.display(),
         said.chars()
             .map(|c| if c.is_control() { '?' } else { c })
