@@ -313,18 +313,8 @@ service imap-login {{
     /// 77 refused or failed). `no-penalty` only skips anvil's growing delay after failures
     /// from one address, which would make the refusal checks take seconds each.
     pub fn auth_test(&self, service: &str, rip: &str, user: &str, pass: &str) -> Output {
-        self.doveadm(&[
-            "auth",
-            "test",
-            "-x",
-            &format!("service={service}"),
-            "-x",
-            &format!("rip={rip}"),
-            "-x",
-            "no-penalty",
-            user,
-            pass,
-        ])
+        let args = auth_test_args(service, rip, user, pass);
+        self.doveadm(&args.iter().map(String::as_str).collect::<Vec<_>>())
     }
 
     /// True if `doveadm auth test` (service imap) accepted; false if it refused. Panics on any
@@ -348,6 +338,25 @@ service imap-login {{
     pub fn imap_login(&self, rip: Option<&str>, user: &str, pass: &str) -> Imap {
         imap_login_at(self.imap_port, rip, user, pass)
     }
+}
+
+/// The arguments of `doveadm auth test -x service=SERVICE -x rip=RIP -x no-penalty USER PASS`
+/// (the same on Dovecot 2.3 and 2.4).
+pub fn auth_test_args(service: &str, rip: &str, user: &str, pass: &str) -> Vec<String> {
+    [
+        "auth",
+        "test",
+        "-x",
+        &format!("service={service}"),
+        "-x",
+        &format!("rip={rip}"),
+        "-x",
+        "no-penalty",
+        user,
+        pass,
+    ]
+    .map(str::to_owned)
+    .to_vec()
 }
 
 /// A real IMAP LOGIN to 127.0.0.1:PORT (any Dovecot version), the client address forwarded

@@ -12,7 +12,7 @@
 //! ports are loopback ports, and a Unix socket in a bind-mounted directory is the same socket
 //! on both sides (that is how the host's Postfix talks to Dovecot 2.4's SASL socket).
 
-use crate::dovecot::{Imap, free_port, imap_login_at};
+use crate::dovecot::{Imap, auth_test_args, free_port, imap_login_at};
 use crate::{TestEnv, bin, is_root, workspace};
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
@@ -367,18 +367,8 @@ mail_path = ~/Maildir
     /// `doveadm auth test -x service=SERVICE -x rip=RIP USER PASS`: the exit status (0
     /// accepted, 77 refused). `no-penalty` skips anvil's growing delay after failures.
     pub fn auth_test(&self, service: &str, rip: &str, user: &str, pass: &str) -> i32 {
-        let out = self.doveadm(&[
-            "auth",
-            "test",
-            "-x",
-            &format!("service={service}"),
-            "-x",
-            &format!("rip={rip}"),
-            "-x",
-            "no-penalty",
-            user,
-            pass,
-        ]);
+        let args = auth_test_args(service, rip, user, pass);
+        let out = self.doveadm(&args.iter().map(String::as_str).collect::<Vec<_>>());
         out.status.code().unwrap_or(-1)
     }
 
