@@ -49,7 +49,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Delete an app password; effective for the very next login attempt.
+    /// Delete an app password; effective for the very next login attempt. Also flushes the
+    /// user from Dovecot's auth cache (doveadm auth cache flush; see [dovecot] in apppw.toml(5));
+    /// a failed flush is a warning.
     Revoke {
         /// Login name of the user.
         user: String,
