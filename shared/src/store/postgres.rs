@@ -198,7 +198,7 @@ fn connect(target: &PgTarget, mode: Mode) -> Result<Client, StoreError> {
     connected.map_err(|e| {
         let mut message = describe(&e);
         if let Some(hint) = plan.hint(&message) {
-            message.push_str(hint);
+            message.push_str(&hint);
         }
         unavailable(message)
     })

@@ -142,6 +142,8 @@ pub(crate) struct Plan {
     pub(crate) mode: SslMode,
     /// `None`: plaintext only (Unix sockets, `sslmode=disable`).
     pub(crate) tls: Option<Tls>,
+    /// TLS is required because a host is not loopback, and the URL did not ask for it.
+    required_by_apppw: bool,
 }
 
 /// Where one host of the URL is.
@@ -199,6 +201,7 @@ impl Plan {
                 config,
                 mode,
                 tls: None,
+                required_by_apppw: false,
             });
         }
         if wire == WireMode::Require && places.iter().any(|(p, _)| *p == Place::Socket) {
@@ -235,18 +238,24 @@ impl Plan {
                 roots,
                 client,
             }),
+            required_by_apppw: remote && matches!(params.mode, None | Some(SslMode::Prefer)),
         })
     }
 
     /// A hint for a failed connection: TLS was required only because the host is not loopback.
-    pub(crate) fn hint(&self, message: &str) -> Option<&'static str> {
-        (self.mode == SslMode::Prefer
-            && self.config.get_ssl_mode() == WireMode::Require
-            && message.contains("server does not support TLS"))
-        .then_some(
-            "; apppw never talks to a host that is not loopback in plaintext unless the URL \
-             says sslmode=disable",
-        )
+    pub(crate) fn hint(&self, message: &str) -> Option<String> {
+        (self.required_by_apppw && message.contains("server does not support TLS")).then(|| {
+            format!(
+                "; a host that is not loopback gets TLS (sslmode={}{}), plaintext only if the URL \
+                 says sslmode=disable",
+                self.mode.name(),
+                if self.mode == SslMode::Prefer {
+                    " falls back to plaintext only over loopback"
+                } else {
+                    " by default"
+                }
+            )
+        })
     }
 }
 
@@ -744,6 +753,16 @@ mod tests {
                 .is_some()
         );
         assert!(p.hint("connection refused").is_none());
+        assert!(
+            plan("postgresql://apppw@db.example.org/apppw")
+                .hint("server does not support TLS")
+                .is_some()
+        );
+        assert!(
+            plan("postgresql://apppw@localhost/apppw?sslmode=verify-full")
+                .hint("server does not support TLS")
+                .is_none()
+        );
         let p = plan("postgresql://apppw@db.example.org/apppw?sslmode=require");
         assert_eq!(p.config.get_ssl_mode(), WireMode::Require);
         assert_eq!(p.tls.unwrap().check, Check::Nothing);
