@@ -1,8 +1,10 @@
 #!/bin/bash
 # A throwaway PostgreSQL cluster for the tests (not for production):
-#   pg-cluster.sh start DIR   initdb into DIR, start on a free loopback port with trust
-#                             authentication and TLS only (a test CA made by `certs`), print
-#                             the URL of its `postgres` database (sslmode=verify-full)
+#   pg-cluster.sh start DIR [--tls]
+#                             initdb into DIR, start on a free loopback port with trust
+#                             authentication, print the URL of its `postgres` database;
+#                             with --tls: TCP over TLS only (a test CA made by `certs`), and
+#                             the URL says sslmode=verify-full
 #   pg-cluster.sh stop DIR    stop it and remove DIR
 #   pg-cluster.sh certs DIR   make test certificates in DIR: ca.pem (a CA), server.pem and
 #                             server.key (for localhost and 127.0.0.1, signed by ca.pem),
@@ -10,7 +12,11 @@
 #                             (a CA that signed nothing here)
 # As root the server runs as the `postgres` user (PostgreSQL refuses to run as root).
 set -euo pipefail
-cmd=${1:?start|stop|certs} dir=${2:?DIR}
+cmd=${1:?start|stop|certs} dir=${2:?DIR} tls=${3:-}
+if [ -n "$tls" ] && [ "$cmd $tls" != "start --tls" ]; then
+  echo "usage: pg-cluster.sh start DIR [--tls] | stop DIR | certs DIR" >&2
+  exit 2
+fi
 as_server() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
 certs() {
@@ -65,17 +71,21 @@ start)
   if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$dir"; fi
   as_server "$bin/initdb" -D "$dir/data" -A trust -U postgres -E UTF8 --locale=C --no-sync \
     --no-instructions >"$dir/initdb.log"
-  certs "$dir/tls"
-  # TLS only over TCP, so that every test of the PostgreSQL round goes through it.
-  { echo "hostnossl all all 127.0.0.1/32 reject"; cat "$dir/data/pg_hba.conf"; } >"$dir/hba"
-  mv "$dir/hba" "$dir/data/pg_hba.conf"
-  if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$dir/data/pg_hba.conf"; fi
+  ssl=() query=""
+  if [ "$tls" = --tls ]; then
+    certs "$dir/tls"
+    # TLS only over TCP, so that whatever works went through it.
+    { echo "hostnossl all all 127.0.0.1/32 reject"; cat "$dir/data/pg_hba.conf"; } >"$dir/hba"
+    mv "$dir/hba" "$dir/data/pg_hba.conf"
+    if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$dir/data/pg_hba.conf"; fi
+    ssl=(-c ssl=on -c "ssl_cert_file=$dir/tls/server.pem" -c "ssl_key_file=$dir/tls/server.key")
+    query="&sslmode=verify-full&sslrootcert=$dir/tls/ca.pem"
+  fi
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   as_server "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 -o "-p $port -k $dir \
     -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
-    -c full_page_writes=off -c max_connections=300 -c ssl=on \
-    -c ssl_cert_file=$dir/tls/server.pem -c ssl_key_file=$dir/tls/server.key" start >/dev/null
-  echo "postgresql://postgres@127.0.0.1:$port/postgres?connect_timeout=2&sslmode=verify-full&sslrootcert=$dir/tls/ca.pem"
+    -c full_page_writes=off -c max_connections=300 ${ssl[*]}" start >/dev/null
+  echo "postgresql://postgres@127.0.0.1:$port/postgres?connect_timeout=2$query"
   ;;
 stop)
   bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
@@ -88,7 +98,7 @@ certs)
   certs "$dir"
   ;;
 *)
-  echo "usage: pg-cluster.sh start|stop|certs DIR" >&2
+  echo "usage: pg-cluster.sh start DIR [--tls] | stop DIR | certs DIR" >&2
   exit 2
   ;;
 esac
