@@ -189,9 +189,13 @@ impl Plan {
             _ => return Err("has only one of sslcert and sslkey; give both, or neither".into()),
         };
 
+        let nameless = tcp.iter().any(|(_, named)| !named);
         let wire = match mode {
             _ if tcp.is_empty() => WireMode::Disable,
             SslMode::Disable => WireMode::Disable,
+            // TLS needs a name to check (and the crate refuses to start it without one); over
+            // loopback, plaintext is allowed anyway.
+            SslMode::Prefer if !remote && nameless => WireMode::Disable,
             SslMode::Prefer if !remote => WireMode::Prefer,
             _ => WireMode::Require,
         };
@@ -216,7 +220,7 @@ impl Plan {
                 }
             ));
         }
-        if tcp.iter().any(|(_, named)| !named) {
+        if nameless {
             return Err(
                 "has a hostaddr without a host name: TLS checks the server's certificate \
                  against host=NAME, so give one for each hostaddr (or sslmode=disable)"
@@ -226,7 +230,7 @@ impl Plan {
         let check = match mode {
             SslMode::VerifyFull => Check::ChainAndName,
             SslMode::VerifyCa => Check::Chain,
-            // libpq: "If a root CA file exists, require behaves like verify-ca".
+            // As libpq: with a root certificate file, require (and prefer) check the chain.
             _ if matches!(roots, Roots::File(_)) => Check::Chain,
             _ => Check::Nothing,
         };
@@ -886,6 +890,11 @@ mod tests {
         assert!(e.contains("Unix sockets"), "{e}");
         let e = refused("postgresql://a@/a?hostaddr=192.0.2.7");
         assert!(e.contains("hostaddr"), "{e}");
+        let e = refused("postgresql://a@/a?hostaddr=127.0.0.1&sslmode=require");
+        assert!(e.contains("hostaddr"), "{e}");
+        // Over loopback without a name: plaintext, as prefer allows there.
+        let p = plan("postgresql://a@/a?hostaddr=127.0.0.1");
+        assert_eq!(p.config.get_ssl_mode(), WireMode::Disable);
         // Fine in plaintext, and over loopback with prefer when the server offers no TLS...
         plan("postgresql://a@/a?hostaddr=192.0.2.7&sslmode=disable");
         plan("postgresql://a@localhost/a?host=/run/postgresql");
