@@ -13,16 +13,17 @@ fi
 cargo build --release --workspace --locked
 cargo test --release --workspace --locked
 
-# The PostgreSQL round: one throwaway cluster, a fresh database per test environment. The
-# package, self-service, soak and fault tests are about SQLite files and stay in the first
-# round; tests/tests/postgres.rs (above) covers what is PostgreSQL's own.
+# The PostgreSQL round: one throwaway cluster, a fresh database per test environment, reached
+# over TLS only (sslmode=verify-full). The package, self-service, soak and fault tests are
+# about SQLite files and stay in the first round; tests/tests/postgres.rs (above) covers what
+# is PostgreSQL's own.
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   echo "SKIP PostgreSQL round: PostgreSQL server not installed (scripts/setup.sh)"
   exit 0
 fi
 pgdir=$(mktemp -d "${TMPDIR:-/tmp}/apppw-pg.XXXXXX")
 trap 'scripts/pg-cluster.sh stop "$pgdir"' EXIT
-url=$(scripts/pg-cluster.sh start "$pgdir")
+url=$(scripts/pg-cluster.sh start "$pgdir" --tls)
 echo "PostgreSQL round: $url"
 APPPW_TEST_STORE=postgres APPPW_TEST_PG_URL=$url \
   cargo test --release --locked -p apppw-integration-tests \

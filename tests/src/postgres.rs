@@ -1,6 +1,8 @@
 //! A throwaway PostgreSQL cluster for one test (binary): `initdb` into a temp directory,
 //! `pg_ctl start` on a free loopback port with trust authentication, stopped and removed on
 //! drop. As root the server runs as the `postgres` user (PostgreSQL refuses to run as root).
+//! [`Cluster::start_with`] can turn TLS on, with a test CA made by `scripts/pg-cluster.sh
+//! certs`.
 //!
 //! [`TestEnv`](crate::TestEnv) uses an already running cluster when `APPPW_TEST_STORE=postgres`
 //! and `APPPW_TEST_PG_URL` (a URL of a database the tests may `CREATE DATABASE` from) are set;
@@ -8,6 +10,7 @@
 
 use crate::dovecot::free_port;
 use crate::is_root;
+use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -47,6 +50,61 @@ pub struct Cluster {
     bin: PathBuf,
     /// TCP port on 127.0.0.1 (the unix socket is in [`Cluster::socket_dir`] with the same port).
     pub port: u16,
+    /// The test certificates, if TLS is on.
+    pub certs: Option<Certs>,
+    /// Another address the server listens on.
+    pub also_listen: Option<IpAddr>,
+}
+
+/// How [`Cluster::start_with`] sets the server up.
+#[derive(Default)]
+pub struct Options {
+    /// `ssl = on` with the certificates of [`Certs`]; plaintext TCP connections from
+    /// 127.0.0.1 are refused (`hostnossl ... reject`), so whatever works went through TLS. The
+    /// role `apppw_cert` must log in with its client certificate.
+    pub tls: bool,
+    /// Listen on this address too, trusting connections from it.
+    pub also_listen: Option<IpAddr>,
+}
+
+/// Test certificates made by `scripts/pg-cluster.sh certs DIR` (EC P-256, valid two days).
+pub struct Certs {
+    /// The CA that signed the others.
+    pub ca: PathBuf,
+    /// A CA that signed none of them.
+    pub other_ca: PathBuf,
+    /// The server's, for `localhost` and 127.0.0.1 (key: `server.key`, owned by the server).
+    pub server: PathBuf,
+    /// The client certificate of the role `apppw_cert`, and its key (mode 0600).
+    pub client: (PathBuf, PathBuf),
+}
+
+impl Certs {
+    /// Makes them in `dir`.
+    pub fn make(dir: &Path) -> Certs {
+        let out = Command::new(crate::workspace().join("scripts/pg-cluster.sh"))
+            .arg("certs")
+            .arg(dir)
+            .output()
+            .unwrap();
+        check("pg-cluster.sh certs", &out);
+        Certs {
+            ca: dir.join("ca.pem"),
+            other_ca: dir.join("other-ca.pem"),
+            server: dir.join("server.pem"),
+            client: (dir.join("client.pem"), dir.join("client.key")),
+        }
+    }
+}
+
+/// An address of this machine that is not loopback (the source address of its default
+/// route), if it has one.
+pub fn local_address() -> Option<IpAddr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    // TEST-NET-2: nothing is sent, connecting a UDP socket only picks the route.
+    socket.connect("198.51.100.1:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
 }
 
 /// Runs `cmd` as the `postgres` user when we are root.
@@ -72,6 +130,11 @@ fn check(what: &str, out: &Output) {
 impl Cluster {
     /// `initdb` + `pg_ctl start`. Panics with the server log if it does not come up.
     pub fn start() -> Cluster {
+        Self::start_with(Options::default())
+    }
+
+    /// Like [`Cluster::start`], set up as `options` say.
+    pub fn start_with(options: Options) -> Cluster {
         let bin = bin_dir().expect("PostgreSQL server installed");
         let dir = tempfile::Builder::new()
             .prefix("apppw-pg.")
@@ -101,10 +164,25 @@ impl Cluster {
             .output()
             .unwrap();
         check("initdb", &out);
+        let mut rules = String::new();
+        let certs = options.tls.then(|| {
+            rules.push_str(
+                "hostssl all apppw_cert 127.0.0.1/32 cert\nhostnossl all all 127.0.0.1/32 reject\n",
+            );
+            Certs::make(&dir.path().join("tls"))
+        });
+        if let Some(ip) = options.also_listen {
+            rules.push_str(&format!("host all all {ip}/32 trust\n"));
+        }
+        let hba = dir.path().join("data/pg_hba.conf");
+        let old = std::fs::read_to_string(&hba).unwrap();
+        std::fs::write(&hba, format!("{rules}{old}")).unwrap();
         let cluster = Cluster {
             dir,
             bin,
             port: free_port(),
+            certs,
+            also_listen: options.also_listen,
         };
         cluster.start_again();
         cluster
@@ -112,12 +190,23 @@ impl Cluster {
 
     /// Starts the (stopped) server again on the same port.
     pub fn start_again(&self) {
-        let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
+        let mut listen = "127.0.0.1".to_owned();
+        if let Some(ip) = self.also_listen {
+            listen.push_str(&format!(",{ip}"));
+        }
+        let mut options = format!(
+            "-p {} -k {} -c listen_addresses={listen} -c fsync=off -c synchronous_commit=off \
              -c full_page_writes=off -c max_connections=200",
             self.port,
             self.dir.path().display()
         );
+        if let Some(certs) = &self.certs {
+            let tls = certs.server.parent().unwrap().display();
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={tls}/server.pem -c ssl_key_file={tls}/server.key \
+                 -c ssl_ca_file={tls}/ca.pem"
+            ));
+        }
         let out = as_server_user(&self.bin.join("pg_ctl"))
             .arg("-D")
             .arg(self.dir.path().join("data"))

@@ -1,5 +1,5 @@
 //! PostgreSQL as the store: several mail servers sharing one database, the database going
-//! away and coming back, `apppw migrate` from SQLite, and the password file.
+//! away and coming back, `apppw migrate` from SQLite, the password file, and TLS.
 //!
 //! Each test starts its own throwaway cluster (`initdb` + `pg_ctl` in a temp directory, trust
 //! authentication on loopback), stopped and removed on drop. Needs the `postgresql` package;
@@ -10,7 +10,7 @@ use apppw_integration_tests::dovecot::{self, Dovecot, Userdb};
 use apppw_integration_tests::pam::{
     Host, ServiceDir, apppw_line, pam_wrapper_available, primary_line,
 };
-use apppw_integration_tests::postgres::{self as pg, Cluster, psql};
+use apppw_integration_tests::postgres::{self as pg, Cluster, Options, psql};
 use apppw_integration_tests::{CAMPUS_IP, OFF_IP, TestEnv, checkpassword_command, run_with_stdin};
 use std::os::unix::fs::PermissionsExt;
 use std::process::Output;
@@ -29,6 +29,17 @@ macro_rules! require_postgres {
 /// `apppw-checkpassword --config CONFIG /bin/true` for one login from `ip`, as Dovecot runs
 /// it; returns the exit status and how long it took.
 fn checkpassword(env: &TestEnv, user: &str, pass: &str, ip: &str) -> (Option<i32>, Duration) {
+    let (code, took, _) = checkpassword_says(env, user, pass, ip);
+    (code, took)
+}
+
+/// Like [`checkpassword`], also returning what it said on stderr (Dovecot logs it).
+fn checkpassword_says(
+    env: &TestEnv,
+    user: &str,
+    pass: &str,
+    ip: &str,
+) -> (Option<i32>, Duration, String) {
     let mut cmd = checkpassword_command();
     cmd.arg("--config")
         .arg(&env.config)
@@ -37,9 +48,9 @@ fn checkpassword(env: &TestEnv, user: &str, pass: &str, ip: &str) -> (Option<i32
         .env("TCPREMOTEIP", ip);
     let start = Instant::now();
     let out = run_with_stdin(&mut cmd, format!("{user}\0{pass}\0\0").as_bytes());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!stderr.contains(pass), "password on stderr: {stderr}");
-    (out.status.code(), start.elapsed())
+    (out.status.code(), start.elapsed(), stderr)
 }
 
 fn ok(out: &Output, what: &str) -> String {
@@ -107,14 +118,10 @@ fn database_down_is_a_temporary_failure_and_recovers() {
     let pw = env.create("alice", "phone", &[]);
     assert_eq!(checkpassword(&env, "alice", &pw, OFF_IP).0, Some(0));
 
-    let pam = pam_wrapper_available("database_down_is_a_temporary_failure_and_recovers (PAM part)")
-        .then(|| {
-            let services = ServiceDir::new();
-            let apppw = apppw_line(&format!("config={}", env.config.display()));
-            let primary = primary_line(services.dir.path(), NORMAL);
-            services.add("imap", &[&apppw, &primary]);
-            services
-        });
+    let pam = pam_services(
+        &env,
+        "database_down_is_a_temporary_failure_and_recovers (PAM part)",
+    );
     let pam_login = |rhost: &str, pass: &str| {
         pam.as_ref()
             .map(|s| s.authenticate("imap", "alice", Some(rhost), &format!("{pass}\n"), &[]))
@@ -411,4 +418,229 @@ fn per_attempt_cost_tcp_socket_and_sqlite() {
         "checkpassword per attempt (median of {N}): {}",
         report.join("; ")
     );
+}
+
+/// `apppw verify USER --ip OFF_IP` with `pw`: its first line ("accepted: ...", "tempfail: ...").
+fn verify_says(env: &TestEnv, user: &str, pw: &str) -> String {
+    let out = env.apppw(&["verify", user, "--ip", OFF_IP], &format!("{pw}\n"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains(pw));
+    stdout.lines().next().unwrap_or_default().to_owned()
+}
+
+/// PAM (pam_wrapper + pamtester) with the apppw line for `env` and a normal-password line.
+fn pam_services(env: &TestEnv, test: &str) -> Option<ServiceDir> {
+    pam_wrapper_available(test).then(|| {
+        let services = ServiceDir::new();
+        let apppw = apppw_line(&format!("config={}", env.config.display()));
+        let primary = primary_line(services.dir.path(), NORMAL);
+        services.add("imap", &[&apppw, &primary]);
+        services
+    })
+}
+
+#[test]
+fn tls_verify_full_accepts_and_bad_certificates_fail_closed() {
+    require_postgres!("tls_verify_full_accepts_and_bad_certificates_fail_closed");
+    let cluster = Cluster::start_with(Options {
+        tls: true,
+        ..Options::default()
+    });
+    let certs = cluster.certs.as_ref().unwrap();
+    let name = cluster.create_database();
+    let url = |host: &str, query: &str| {
+        format!(
+            "postgresql://postgres@{host}:{}/{name}?connect_timeout=2&{query}",
+            cluster.port
+        )
+    };
+    let full = format!("sslmode=verify-full&sslrootcert={}", certs.ca.display());
+
+    // The server refuses plaintext TCP, so everything that works here went through TLS.
+    let good = TestEnv::with_postgres(&url("localhost", &full), "", "");
+    let pw = good.create("alice", "phone", &[]);
+    assert_eq!(checkpassword(&good, "alice", &pw, OFF_IP).0, Some(0));
+    let said = verify_says(&good, "alice", &pw);
+    assert!(said.starts_with("accepted"), "{said}");
+    let by_address = TestEnv::with_postgres(&url("127.0.0.1", &full), "", "");
+    assert_eq!(checkpassword(&by_address, "alice", &pw, OFF_IP).0, Some(0));
+    let pam = pam_services(&good, "tls_verify_full_accepts... (PAM part)");
+    if let Some(pam) = &pam {
+        let r = pam.authenticate("imap", "alice", Some(OFF_IP), &format!("{pw}\n"), &[]);
+        assert_eq!(r.code(), "PAM_SUCCESS", "{}", r.transcript());
+    }
+
+    // A wrong CA, a name the certificate is not for, the system's CAs (which do not know the
+    // test CA), require with a root certificate (= verify-ca): temporary failures, never
+    // accepted, and the message says what is wrong.
+    let other = certs.other_ca.display();
+    let refused = [
+        (
+            url(
+                "localhost",
+                &format!("sslmode=verify-full&sslrootcert={other}"),
+            ),
+            "server certificate verify failed",
+        ),
+        (
+            url("db.invalid", &format!("{full}&hostaddr=127.0.0.1")),
+            "host name mismatch",
+        ),
+        (
+            url("localhost", "sslmode=verify-full"),
+            "server certificate verify failed",
+        ),
+        (
+            url("127.0.0.1", &format!("sslmode=require&sslrootcert={other}")),
+            "server certificate verify failed",
+        ),
+    ];
+    for (bad, why) in &refused {
+        let env = TestEnv::with_postgres(bad, "", "");
+        let (code, _, stderr) = checkpassword_says(&env, "alice", &pw, OFF_IP);
+        assert_eq!(code, Some(111), "{bad}: {stderr}");
+        assert!(stderr.contains(why), "{bad}: {stderr}");
+        let said = verify_says(&env, "alice", &pw);
+        assert!(said.starts_with("tempfail") && said.contains(why), "{said}");
+        // On campus the normal password still goes to the next module; off campus the app
+        // password cannot be checked: PAM_AUTHINFO_UNAVAIL.
+        if let Some(pam) = pam_services(&env, "tls_verify_full_accepts... (PAM part)") {
+            let r = pam.authenticate("imap", "alice", Some(OFF_IP), &format!("{pw}\n"), &[]);
+            assert_eq!(
+                r.code(),
+                "PAM_AUTHINFO_UNAVAIL",
+                "{bad}: {}",
+                r.transcript()
+            );
+            let r = pam.authenticate(
+                "imap",
+                "alice",
+                Some(CAMPUS_IP),
+                &format!("{NORMAL}\n"),
+                &[],
+            );
+            assert_eq!(r.code(), "PAM_SUCCESS", "{bad}: {}", r.transcript());
+        }
+    }
+
+    // Without the name check (verify-ca) the wrong name is accepted; without a root
+    // certificate require only encrypts.
+    for weaker in [
+        url(
+            "db.invalid",
+            &format!(
+                "sslmode=verify-ca&sslrootcert={}&hostaddr=127.0.0.1",
+                certs.ca.display()
+            ),
+        ),
+        url("127.0.0.1", "sslmode=require"),
+    ] {
+        let env = TestEnv::with_postgres(&weaker, "", "");
+        assert_eq!(
+            checkpassword(&env, "alice", &pw, OFF_IP).0,
+            Some(0),
+            "{weaker}"
+        );
+    }
+
+    // A client certificate instead of a password (the server's `cert` authentication).
+    psql(&cluster.url(&name), "CREATE ROLE apppw_cert LOGIN");
+    psql(
+        &cluster.url(&name),
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO apppw_cert",
+    );
+    let (cert, key) = &certs.client;
+    let with_cert = format!(
+        "postgresql://apppw_cert@localhost:{}/{name}?connect_timeout=2&{full}&sslcert={}&sslkey={}",
+        cluster.port,
+        cert.display(),
+        key.display()
+    );
+    let env = TestEnv::with_postgres(&with_cert, "", "");
+    assert_eq!(checkpassword(&env, "alice", &pw, OFF_IP).0, Some(0));
+    let without = with_cert.split("&sslcert").next().unwrap();
+    let (code, _, stderr) = checkpassword_says(
+        &TestEnv::with_postgres(without, "", ""),
+        "alice",
+        &pw,
+        OFF_IP,
+    );
+    assert_eq!(code, Some(111));
+    assert!(stderr.contains("certificate"), "{stderr}");
+    // A key every user may read is refused, like `database_password_file`.
+    std::fs::set_permissions(key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, _, stderr) = checkpassword_says(&env, "alice", &pw, OFF_IP);
+    assert_eq!(code, Some(111));
+    assert!(
+        stderr.contains("readable or writable by every user"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn plaintext_is_refused_where_tls_is_required() {
+    require_postgres!("plaintext_is_refused_where_tls_is_required");
+    let remote = pg::local_address();
+    let cluster = Cluster::start_with(Options {
+        tls: false,
+        also_listen: remote,
+    });
+    let name = cluster.create_database();
+    let url = |host: &str, query: &str| {
+        format!(
+            "postgresql://postgres@{host}:{}/{name}?connect_timeout=2{query}",
+            cluster.port
+        )
+    };
+    // Over loopback the default (prefer) takes plaintext from a server without TLS.
+    let loopback = TestEnv::with_postgres(&url("127.0.0.1", ""), "", "");
+    let pw = loopback.create("alice", "phone", &[]);
+    assert_eq!(checkpassword(&loopback, "alice", &pw, OFF_IP).0, Some(0));
+
+    for mode in ["require", "verify-ca", "verify-full"] {
+        let env = TestEnv::with_postgres(&url("localhost", &format!("&sslmode={mode}")), "", "");
+        let (code, _, stderr) = checkpassword_says(&env, "alice", &pw, OFF_IP);
+        assert_eq!(code, Some(111), "{mode}: {stderr}");
+        assert!(
+            stderr.contains("server does not support TLS"),
+            "{mode}: {stderr}"
+        );
+        if mode == "require" {
+            if let Some(pam) = pam_services(&env, "plaintext_is_refused... (PAM part)") {
+                let r = pam.authenticate("imap", "alice", Some(OFF_IP), &format!("{pw}\n"), &[]);
+                assert_eq!(r.code(), "PAM_AUTHINFO_UNAVAIL", "{}", r.transcript());
+            }
+        }
+    }
+
+    // A host that is not loopback: TLS unless the URL says sslmode=disable.
+    match remote {
+        None => eprintln!("SKIP the non-loopback part: this machine has no other address"),
+        Some(ip) => {
+            for query in ["", "&sslmode=prefer"] {
+                let env = TestEnv::with_postgres(&url(&ip.to_string(), query), "", "");
+                let (code, _, stderr) = checkpassword_says(&env, "alice", &pw, OFF_IP);
+                assert_eq!(code, Some(111), "{query}: {stderr}");
+                assert!(
+                    stderr.contains("server does not support TLS")
+                        && stderr.contains("sslmode=disable"),
+                    "{query}: {stderr}"
+                );
+            }
+            let env = TestEnv::with_postgres(&url(&ip.to_string(), "&sslmode=disable"), "", "");
+            assert_eq!(checkpassword(&env, "alice", &pw, OFF_IP).0, Some(0));
+        }
+    }
+
+    // An sslmode apppw does not know is a config error naming the file, line and key.
+    let env = TestEnv::with_postgres(&url("127.0.0.1", "&sslmode=verify_full"), "", "");
+    let out = env.apppw(&["list"], "");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let located = format!("{} line 1 key `database`", env.config.display());
+    assert!(
+        stderr.contains(&located) && stderr.contains("verify_full"),
+        "{stderr}"
+    );
+    assert_eq!(checkpassword(&env, "alice", &pw, OFF_IP).0, Some(111));
 }

@@ -5,6 +5,8 @@
 //! `statement_timeout` so they never hold up a login (and their errors are only warnings);
 //! connecting is bounded by `connect_timeout` (default [`CONNECT_TIMEOUT`]), every query by
 //! `statement_timeout`. A database that cannot be reached is "unavailable", never "accepted".
+//! TLS, libpq's `sslmode` and apppw's "no plaintext to a host that is not loopback" rule are
+//! in `postgres/tls.rs`.
 //!
 //! The schema version lives in the one-row table `apppw_schema`.
 
@@ -19,6 +21,8 @@ use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use zeroize::Zeroizing;
+
+mod tls;
 
 /// Used when the URL has no `connect_timeout`.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -140,12 +144,11 @@ fn read_password_file(path: &Path) -> Result<Zeroizing<String>, StoreError> {
     Ok(password)
 }
 
-/// The checks that can be made without connecting: a PostgreSQL URL without a password.
+/// The checks that can be made without connecting: a PostgreSQL URL without a password,
+/// with TLS parameters apppw understands (see `tls.rs`).
 pub(super) fn check_url(url: &str) -> Result<(), String> {
-    let config: postgres::Config = url
-        .parse()
-        .map_err(|e: postgres::Error| format!("is not a valid PostgreSQL URL: {}", describe(&e)))?;
-    if config.get_password().is_some() {
+    let plan = tls::Plan::new(url)?;
+    if plan.config.get_password().is_some() {
         return Err(
             "contains a password; put it in a file named by `database_password_file` instead"
                 .into(),
@@ -159,10 +162,8 @@ fn connect(target: &PgTarget, mode: Mode) -> Result<Client, StoreError> {
         database: target.url.clone(),
         message,
     };
-    let mut config: postgres::Config = target
-        .url
-        .parse()
-        .map_err(|e: postgres::Error| unavailable(describe(&e)))?;
+    let plan = tls::Plan::new(&target.url).map_err(|m| unavailable(format!("the URL {m}")))?;
+    let mut config = plan.config.clone();
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
@@ -190,7 +191,17 @@ fn connect(target: &PgTarget, mode: Mode) -> Result<Client, StoreError> {
         let password = read_password_file(file)?;
         config.password(password.as_bytes());
     }
-    config.connect(NoTls).map_err(|e| unavailable(describe(&e)))
+    let connected = match &plan.tls {
+        None => config.connect(NoTls),
+        Some(settings) => config.connect(tls::connector(settings).map_err(unavailable)?),
+    };
+    connected.map_err(|e| {
+        let mut message = describe(&e);
+        if let Some(hint) = plan.hint(&message) {
+            message.push_str(&hint);
+        }
+        unavailable(message)
+    })
 }
 
 fn credential(r: &Row) -> Result<Credential, postgres::Error> {
