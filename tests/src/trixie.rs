@@ -401,9 +401,28 @@ impl Drop for Dovecot24<'_> {
 /// The usual 2.4 fixture: a jail with this build installed, a system user `name` with
 /// `normal` as password, the shipped PAM stack for imap/smtp/submission with `env`'s config.
 pub fn jail_with_build(env: &TestEnv, name: &str, normal: &str) -> Jail {
-    let jail = Jail::new(&[env.dir.path()]);
+    let tls_dirs = env.pg_url.as_deref().map(pg_file_dirs).unwrap_or_default();
+    let mut extra = vec![env.dir.path()];
+    extra.extend(tls_dirs.iter().map(PathBuf::as_path));
+    let jail = Jail::new(&extra);
     jail.install_build();
     jail.add_user(name, normal);
     jail.install_pam_stack(&env.config, &["imap", "smtp", "submission"]);
     jail
+}
+
+/// The directories of the files a PostgreSQL URL names (`sslrootcert`, `sslcert`, `sslkey`):
+/// the store is reached from inside the jail too, so they must be there at the same paths.
+fn pg_file_dirs(url: &str) -> Vec<PathBuf> {
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    let mut dirs: Vec<PathBuf> = query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .filter(|(k, _)| matches!(*k, "sslrootcert" | "sslcert" | "sslkey"))
+        .filter_map(|(_, v)| Path::new(v).parent().map(Path::to_path_buf))
+        .filter(|d| d.is_absolute())
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    dirs
 }
