@@ -633,7 +633,9 @@ impl App {
         match credentials::check_label(trimmed) {
             Ok(()) => {}
             Err(LabelError::Empty) => return again(s.name_empty, 400),
-            Err(LabelError::Invalid) => return again(s.name_invalid, 400),
+            Err(LabelError::Invalid | LabelError::Invisible(_)) => {
+                return again(s.name_invalid, 400);
+            }
         }
         let mut chosen: Vec<String> = Vec::new();
         for svc in &services {
