@@ -12,6 +12,7 @@ PACKAGES=(
   sqlite3 python3 ca-certificates
   postgresql                                # the shared store for several mail servers
   chromium chromium-driver                  # the self-service page in a real browser
+  systemd curl                              # apppw-web package test: socket activation, unit rating
 )
 
 missing=()

@@ -1162,6 +1162,19 @@ impl App {
         }
 
         let client = req.client_text();
+        if let Some(missing) = self.config.database.sqlite_path().filter(|p| !p.exists()) {
+            // Created by this service's user, the file would not be trusted by the PAM module
+            // and checkpassword (SPEC "Trust"): root creates it.
+            return self.server_error(
+                req,
+                "create",
+                &format!(
+                    "database {} does not exist; create it as root with `apppw-web \
+                     --init-database` (the package does) or `apppw create`",
+                    missing.display()
+                ),
+            );
+        }
         let mut store = match Store::open_for_admin(&self.config.database) {
             Ok(st) => st,
             Err(e) => return self.server_error(req, "create", &e),

@@ -25,6 +25,11 @@ struct Args {
     /// Check both config files (and the texts and the database directory) and exit.
     #[arg(long)]
     check: bool,
+    /// Create the database if it does not exist, and exit. Run as root (the package's
+    /// postinst does): a database created by the service's own user would be refused by the
+    /// PAM module and the checkpassword backend, which trust only root's files.
+    #[arg(long, conflicts_with = "check")]
+    init_database: bool,
 }
 
 fn main() -> ExitCode {
@@ -33,6 +38,15 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(&e.to_string()),
     };
+    if args.init_database {
+        return match apppw::store::Store::open_for_admin(&config.database) {
+            Ok(_) => {
+                println!("{PROG}: database {} is ready", config.database);
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e.to_string()),
+        };
+    }
     let web = match WebConfig::load(&args.config_web) {
         Ok(w) => w,
         Err(e) => return fail(&e.to_string()),

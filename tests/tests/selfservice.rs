@@ -398,6 +398,14 @@ impl Site {
             ),
         )
         .unwrap();
+        // Root creates the database (the package's postinst does); the service never does.
+        let init = Command::new(bin("apppw-web"))
+            .arg("--config")
+            .arg(&config)
+            .arg("--init-database")
+            .output()
+            .unwrap();
+        assert!(init.status.success(), "{init:?}");
         let smtp = SmtpSink::start();
         let port = free_port();
         let socket = dir.path().join("web.sock");
@@ -1127,6 +1135,24 @@ fn error_pages_health_check_and_configuration_files() {
     // database is garbage.
     let r = site.raw("GET", "/healthz", &[], b"");
     assert_eq!((r.status, r.body.as_str()), (200, "ok\n"));
+    // Without the database the list is empty, but the page never creates the file: one
+    // made by the service's user would not be trusted by the mail side.
+    let db = site.dir.path().join("apppw.db");
+    std::fs::remove_file(&db).unwrap();
+    assert_eq!(site.raw("GET", "/healthz", &[], b"").status, 200);
+    let alice = Browser::sign_in(&site, "alice");
+    let page = alice.get("/new");
+    let r = alice.post(
+        "/new",
+        &[
+            ("csrf", &page.field("csrf")),
+            ("nonce", &page.field("nonce")),
+            ("label", "x"),
+        ],
+    );
+    assert_eq!(r.status, 500, "{}", r.body);
+    assert!(!db.exists(), "created by the service");
+    assert!(site.log().contains("--init-database"), "{}", site.log());
     std::fs::write(
         site.dir.path().join("apppw.db"),
         b"this is not SQLite".repeat(100),
