@@ -207,6 +207,8 @@ pub struct WebConfig {
 #[serde(deny_unknown_fields)]
 struct Raw {
     listen: Option<Spanned<String>>,
+    /// Gone: the language follows the browser now.
+    language: Option<Spanned<String>>,
     socket_mode: Option<Spanned<String>>,
     #[serde(default)]
     trusted_proxies: Vec<Spanned<String>>,
@@ -406,6 +408,14 @@ impl WebConfig {
             })
         })?;
 
+        if let Some(l) = &raw.language {
+            return Err(at(
+                lines.of(l),
+                "language",
+                "the page follows the browser's language now; set the fallback with \
+                 `default_language` in [site]",
+            ));
+        }
         let listen = match &raw.listen {
             None => Listen::Unix(PathBuf::from(DEFAULT_SOCKET)),
             Some(l) if l.get_ref().starts_with('/') => Listen::Unix(PathBuf::from(l.get_ref())),
@@ -1000,6 +1010,11 @@ mod tests {
         assert!(e.contains("line 4") && e.contains("site.timezone"), "{e}");
         let e = err("[signin]\nmode = \"pam\"\n[site]\nhelp_url = \"javascript:alert(1)\"\n");
         assert!(e.contains("line 4") && e.contains("site.help_url"), "{e}");
+        let e = err("language = \"ja\"\n[signin]\nmode = \"pam\"\n");
+        assert!(
+            e.contains("line 1") && e.contains("default_language"),
+            "{e}"
+        );
         let e = err("socket_mode = \"0666\"\n[signin]\nmode = \"pam\"\n");
         assert!(e.contains("line 1") && e.contains("socket_mode"), "{e}");
         let e = err(

@@ -371,7 +371,8 @@ struct Site {
 const NOTIFY: &str =
     "[notify]\nsmtp = \"127.0.0.1:SMTP_PORT\"\nfrom = \"FROM\"\nto = \"{user}@example.org\"\n";
 /// Mail server settings (and Tokyo time) for the onboarding tests.
-const SITE: &str = "[site]\ntimezone = \"Asia/Tokyo\"\naddress = \"{user}@example.org\"\n\
+const SITE: &str = "[site]\ntitle = \"Example University mail\"\nlogo = \"LOGO\"\n\
+                    timezone = \"Asia/Tokyo\"\naddress = \"{user}@example.org\"\n\
                     help_url = \"https://help.example.org/mail\"\n\
                     [site.imap]\nhost = \"imap.example.org\"\n[site.smtp]\nhost = \"smtp.example.org\"\n";
 
@@ -424,7 +425,15 @@ impl Site {
                 String::new(),
             ),
         };
+        let logo = dir.path().join("logo.svg");
+        std::fs::write(
+            &logo,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 10 10\">\
+             <circle cx=\"5\" cy=\"5\" r=\"5\" fill=\"#f9a825\"/></svg>",
+        )
+        .unwrap();
         let web_toml = web_toml
+            .replace("LOGO", &logo.display().to_string())
             .replace("SMTP_PORT", &smtp.port.to_string())
             .replace("FROM", "App passwords <noreply@example.org>");
         let web = dir.path().join("web.toml");
@@ -1267,6 +1276,17 @@ fn the_created_page_shows_the_settings_and_offers_the_profile_once() {
     ] {
         assert!(r.body.contains(text), "{text}: {}", r.body);
     }
+    // The site's name, logo and help link.
+    for text in [
+        "<title>Your new app password for “iPhone” – Example University mail</title>",
+        "<img src=\"logo\" alt=\"\" class=\"logo\">",
+        "<a href=\"https://help.example.org/mail\">Help</a>",
+    ] {
+        assert!(r.body.contains(text), "{text}: {}", r.body);
+    }
+    let logo = alice.get("/logo");
+    assert_eq!(logo.header("Content-Type"), Some("image/svg+xml"));
+    assert!(logo.body.contains("<circle"));
     let r = alice.post("/profile", &[("csrf", &csrf), ("nonce", &nonce)]);
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(
@@ -1748,6 +1768,24 @@ impl Driver {
                 Some(&json!({"width": w, "height": h})),
             );
             std::thread::sleep(Duration::from_millis(150));
+            // The whole page, as tall as it is (a phone scrolls).
+            let tall = self
+                .script("return document.documentElement.scrollHeight;")
+                .as_u64()
+                .unwrap_or(u64::from(h))
+                .clamp(u64::from(h), 2400);
+            if tall > u64::from(h) {
+                let chrome = self
+                    .script("return window.outerHeight - window.innerHeight;")
+                    .as_u64()
+                    .unwrap_or(0);
+                self.call(
+                    "POST",
+                    &self.s("/window/rect"),
+                    Some(&json!({"width": w, "height": tall + chrome})),
+                );
+                std::thread::sleep(Duration::from_millis(150));
+            }
             let png = self.call("GET", &self.s("/screenshot"), None);
             let bytes = base64_decode(png.as_str().unwrap());
             std::fs::write(dir.join(format!("{name}{size}.png")), bytes).unwrap();
