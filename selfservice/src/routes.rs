@@ -200,8 +200,16 @@ async fn gate(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Resp
         .and_then(|c| app.catalogue().offered(c))
         .is_some()
     {
-        // The switcher's choice lasts a year (the cookie says nothing but the language).
-        let c = app.cookie(app.lang_cookie(), &lang.to_string(), Some(365 * 86_400));
+        // The switcher's choice lasts a year. Lax, unlike the session: the cookie says
+        // nothing but the language, and a link from the site's help pages should keep it.
+        let mut c = format!(
+            "{}={lang}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}",
+            app.lang_cookie(),
+            365 * 86_400
+        );
+        if app.web().session.secure_cookie {
+            c.push_str("; Secure");
+        }
         if let Ok(v) = HeaderValue::from_str(&c) {
             resp.headers_mut().append(header::SET_COOKIE, v);
         }

@@ -1086,6 +1086,15 @@ fn language_from_accept_language_and_the_switcher_with_local_times() {
         &[("X-Remote-User", "alice"), ("Accept-Language", "ja")],
     );
     assert!(r.body.contains("Your app passwords"), "{}", r.body);
+    let set = r
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("__Host-apppw-lang="))
+        .unwrap()
+        .to_owned();
+    for attr in ["Path=/", "SameSite=Lax", "Secure", "Max-Age=31536000"] {
+        assert!(set.split("; ").any(|a| a == attr), "{attr}: {set}");
+    }
     let lang = r.cookie("__Host-apppw-lang").expect("language cookie");
     assert_eq!(lang, "__Host-apppw-lang=en");
     let r = site.get(
