@@ -14,6 +14,7 @@ PACKAGES=(
   postgresql                                # the shared store for several mail servers
   chromium chromium-driver                  # the self-service page in a real browser
   debootstrap                               # the Debian 13 root with Dovecot 2.4 (trixie-root.sh)
+  systemd curl                              # apppw-web package test: socket activation, unit rating
 )
 
 missing=()

@@ -207,6 +207,12 @@ fn create(
                 "the label must be at most 64 characters without control characters",
             ));
         }
+        Err(issue::LabelError::Invisible(c)) => {
+            return Err(Failure::msg(format!(
+                "the label contains U+{:04X}, an invisible or text-direction character: type it without",
+                u32::from(c)
+            )));
+        }
     }
     let services = services
         .map(|list| issue::normalise_services(&list))

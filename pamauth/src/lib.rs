@@ -18,6 +18,7 @@ const PAM_BUF_ERR: c_int = 5;
 const PAM_AUTHINFO_UNAVAIL: c_int = 9;
 const PAM_CONV_ERR: c_int = 19;
 const PAM_ABORT: c_int = 26;
+const PAM_USER: c_int = 2;
 const PAM_RHOST: c_int = 4;
 const PAM_SILENT: c_int = 0x8000;
 const PAM_DISALLOW_NULL_AUTHTOK: c_int = 0x0001;
@@ -67,6 +68,7 @@ unsafe extern "C" {
     ) -> c_int;
     fn pam_end(pamh: *mut PamHandle, pam_status: c_int) -> c_int;
     fn pam_set_item(pamh: *mut PamHandle, item_type: c_int, item: *const c_void) -> c_int;
+    fn pam_get_item(pamh: *const PamHandle, item_type: c_int, item: *mut *const c_void) -> c_int;
     fn pam_authenticate(pamh: *mut PamHandle, flags: c_int) -> c_int;
     fn pam_acct_mgmt(pamh: *mut PamHandle, flags: c_int) -> c_int;
     fn pam_strerror(pamh: *mut PamHandle, errnum: c_int) -> *const c_char;
@@ -203,6 +205,23 @@ impl Transaction {
     }
 }
 
+impl Transaction {
+    /// `PAM_USER` as UTF-8 text, if set.
+    fn user(&self) -> Option<String> {
+        let mut item: *const c_void = std::ptr::null();
+        // SAFETY: live handle; PAM stores a pointer to its own copy of the user name in
+        // `item` (or NULL), valid until the item is changed or the handle ended.
+        let rc = unsafe { pam_get_item(self.handle, PAM_USER, &mut item) };
+        if rc != PAM_SUCCESS || item.is_null() {
+            return None;
+        }
+        // SAFETY: PAM_USER is a NUL-terminated string owned by the live handle; copied here
+        // before anything could change it.
+        let name = unsafe { CStr::from_ptr(item.cast::<c_char>()) };
+        name.to_str().ok().map(str::to_owned)
+    }
+}
+
 impl Drop for Transaction {
     fn drop(&mut self) {
         // SAFETY: handle came from a successful pam_start and is ended exactly once.
@@ -218,11 +237,30 @@ pub fn check_password(
     password: &[u8],
     rhost: Option<&str>,
 ) -> PamOutcome {
+    authenticate(service, user, password, rhost).0
+}
+
+/// Like [`check_password`], and on success also the user name PAM ends with (`PAM_USER`
+/// after `pam_authenticate` and `pam_acct_mgmt`): modules may change it (e.g. map
+/// `Alice@EXAMPLE.ORG` to `alice`), and that name, not the typed one, is who signed in.
+/// `None` with `Accepted` if PAM has no user name that is UTF-8 text (the caller refuses).
+pub fn authenticate(
+    service: &str,
+    user: &str,
+    password: &[u8],
+    rhost: Option<&str>,
+) -> (PamOutcome, Option<String>) {
     let Ok(c_service) = CString::new(service) else {
-        return PamOutcome::Unavailable("PAM service name contains NUL".into());
+        return (
+            PamOutcome::Unavailable("PAM service name contains NUL".into()),
+            None,
+        );
     };
     let (Ok(c_user), false) = (CString::new(user), password.contains(&0)) else {
-        return PamOutcome::Refused("NUL in user name or password".into());
+        return (
+            PamOutcome::Refused("NUL in user name or password".into()),
+            None,
+        );
     };
     let mut secret = Zeroizing::new(Vec::with_capacity(password.len() + 1));
     secret.extend_from_slice(password);
@@ -248,7 +286,10 @@ pub fn check_password(
         )
     };
     if rc != PAM_SUCCESS || handle.is_null() {
-        return PamOutcome::Unavailable(format!("pam_start({service}) failed with code {rc}"));
+        return (
+            PamOutcome::Unavailable(format!("pam_start({service}) failed with code {rc}")),
+            None,
+        );
     }
     let mut tx = Transaction {
         handle,
@@ -260,7 +301,10 @@ pub fn check_password(
         let rc = unsafe { pam_set_item(tx.handle, PAM_RHOST, rhost.as_ptr().cast()) };
         if rc != PAM_SUCCESS {
             tx.status = rc;
-            return PamOutcome::Unavailable(format!("pam_set_item(PAM_RHOST): {}", tx.message(rc)));
+            return (
+                PamOutcome::Unavailable(format!("pam_set_item(PAM_RHOST): {}", tx.message(rc))),
+                None,
+            );
         }
     }
     // SAFETY: live handle; the conversation reads `answers`, which is alive.
@@ -270,6 +314,7 @@ pub fn check_password(
         rc = unsafe { pam_acct_mgmt(tx.handle, PAM_SILENT) };
     }
     tx.status = rc;
+    let final_user = if rc == PAM_SUCCESS { tx.user() } else { None };
     let outcome = match rc {
         PAM_SUCCESS => PamOutcome::Accepted,
         PAM_AUTHINFO_UNAVAIL | PAM_SYSTEM_ERR | PAM_BUF_ERR | PAM_ABORT | PAM_CONV_ERR => {
@@ -279,5 +324,5 @@ pub fn check_password(
     };
     drop(tx);
     drop(answers);
-    outcome
+    (outcome, final_user)
 }

@@ -1,12 +1,23 @@
-//! Optional e-mail to the user after a create or delete, through `sendmail -t -oi`.
+//! Optional e-mail to the user after a create or delete, submitted over SMTP to the local MTA
+//! (or a relay) with `lettre`.
 //!
-//! Sent from a background thread so that a slow mail system never holds up the page; a
-//! failure is logged, never shown to the user.
+//! SMTP rather than `sendmail`: Postfix's `sendmail` needs the setgid `postdrop` helper, which
+//! the hardened unit (`NoNewPrivileges`) cannot run. lettre writes the headers as mail needs
+//! them: a non-ASCII display name or subject as RFC 2047 encoded words, `Date`, and the
+//! `Message-ID` set here (msmtp and nullmailer add neither).
+//!
+//! The texts are the catalogue's `mail-*` messages in the language of the page the change was
+//! made on, with the time in the site's zone; an administrator changes them like any text
+//! (`[site] locales`). Sent from a background thread so that a slow mail system never holds up
+//! the page; a failure is logged by class, never shown to the user.
 
-use crate::strings::{Strings, fill};
+use crate::i18n::Tr;
 use crate::webconfig::Notify;
-use std::io::Write;
-use std::process::{Command, Stdio};
+use fluent_templates::fluent_bundle::FluentValue;
+use lettre::message::header::ContentType;
+use lettre::message::{Mailbox, Message};
+use lettre::{SmtpTransport, Transport};
+use std::time::Duration;
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +28,9 @@ pub enum Change {
     Deleted,
 }
 
+/// How long one SMTP conversation may take.
+const SMTP_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// A recipient address is used only if it is plainly an address (the user name is put into
 /// the configured template, and must not add recipients or headers).
 fn plain_address(addr: &str) -> bool {
@@ -24,95 +38,110 @@ fn plain_address(addr: &str) -> bool {
     addr.len() <= 254 && addr.bytes().all(ok) && addr.bytes().filter(|&b| b == b'@').count() == 1
 }
 
-/// The message text (headers and body), or `None` if the address is unusable.
+/// A fresh `Message-ID` in the sender's domain.
+fn message_id(from: &Mailbox) -> Option<String> {
+    let token = crate::session::random_token()?;
+    Some(format!(
+        "<{}.apppw-web@{}>",
+        &token[..32],
+        from.email.domain()
+    ))
+}
+
+/// The message, or `None` if the recipient is not a plain address (or no random numbers).
 #[must_use]
 pub fn message(
     n: &Notify,
-    s: &Strings,
+    tr: &Tr<'_>,
     change: Change,
     user: &str,
     label: &str,
-    time: &str,
+    at: i64,
     ip: &str,
-) -> Option<String> {
+) -> Option<Message> {
     let to = n.to.replace("{user}", user);
     if !plain_address(&to) {
         return None;
     }
+    let to: Mailbox = to.parse().ok()?;
     let (subject, body) = match change {
-        Change::Created => (s.mail_created_subject, s.mail_created_body),
-        Change::Deleted => (s.mail_deleted_subject, s.mail_deleted_body),
+        Change::Created => ("mail-created-subject", "mail-created-body"),
+        Change::Deleted => ("mail-deleted-subject", "mail-deleted-body"),
     };
-    // Labels have no control characters (checked at creation), so they cannot break out of
-    // the body; the subject is a fixed text.
-    let body = fill(
-        body,
-        &[("user", user), ("label", label), ("time", time), ("ip", ip)],
-    );
-    let subject = header_text(subject);
-    Some(format!(
-        "From: {}\nTo: {to}\nSubject: {subject}\nMIME-Version: 1.0\n\
-         Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\
-         Auto-Submitted: auto-generated\n\n{body}",
-        n.from
-    ))
+    let time = tr.when(at);
+    let args = [
+        ("user", FluentValue::from(user)),
+        ("label", FluentValue::from(label)),
+        ("time", FluentValue::from(time.as_str())),
+        ("ip", FluentValue::from(ip)),
+    ];
+    let mut text = tr.ta(body, &args);
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    Message::builder()
+        .from(n.from.clone())
+        .to(to)
+        .subject(tr.ta(subject, &args))
+        .date_now()
+        .message_id(Some(message_id(&n.from)?))
+        .header(ContentType::TEXT_PLAIN)
+        .header(AutoSubmitted)
+        .body(text)
+        .ok()
 }
 
-/// A header value as mail headers must carry it: ASCII as it is, anything else (a Japanese
-/// subject) as RFC 2047 encoded words (`=?UTF-8?B?...?=`) of at most 75 characters each, cut
-/// between characters and folded onto continuation lines.
-fn header_text(text: &str) -> String {
-    use base64ct::{Base64, Encoding};
-    if text.is_ascii() {
-        return text.to_owned();
+/// `Auto-Submitted: auto-generated` (RFC 3834): no vacation replies to a notification.
+#[derive(Clone)]
+struct AutoSubmitted;
+
+impl lettre::message::header::Header for AutoSubmitted {
+    fn name() -> lettre::message::header::HeaderName {
+        lettre::message::header::HeaderName::new_from_ascii_str("Auto-Submitted")
     }
-    // 45 bytes of UTF-8 are 60 of base64; with `=?UTF-8?B?` and `?=` a word is 72.
-    let mut words = Vec::new();
-    let mut chunk = String::new();
-    for c in text.chars() {
-        if chunk.len() + c.len_utf8() > 45 {
-            words.push(std::mem::take(&mut chunk));
-        }
-        chunk.push(c);
+
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(AutoSubmitted)
     }
-    words.push(chunk);
-    words
-        .iter()
-        .map(|w| format!("=?UTF-8?B?{}?=", Base64::encode_string(w.as_bytes())))
-        .collect::<Vec<_>>()
-        .join("\n ")
+
+    fn display(&self) -> lettre::message::header::HeaderValue {
+        lettre::message::header::HeaderValue::new(Self::name(), "auto-generated".to_owned())
+    }
 }
 
-/// Sends `text` with the configured sendmail, in the background.
-pub fn send(n: &Notify, text: String, user: String) {
-    let sendmail = n.sendmail.clone();
+/// What kind of failure, for the log line (vaultwarden logs SMTP failures by class too).
+fn class(e: &lettre::transport::smtp::Error) -> &'static str {
+    if e.is_permanent() {
+        "refused by the server (permanent)"
+    } else if e.is_transient() {
+        "refused by the server for now (transient)"
+    } else if e.is_timeout() {
+        "timed out"
+    } else if e.is_client() {
+        "not understood by the server"
+    } else {
+        "connection failed"
+    }
+}
+
+/// Sends `message` in the background.
+pub fn send(n: &Notify, message: Message, user: String) {
+    let host = n.smtp_host.clone();
+    let port = n.smtp_port;
     let spawned = std::thread::Builder::new()
-        .name("sendmail".into())
+        .name("mail".into())
         .spawn(move || {
-            let result = Command::new(&sendmail)
-                .args(["-t", "-oi"])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .and_then(|mut child| {
-                    if let Some(mut stdin) = child.stdin.take() {
-                        stdin.write_all(text.as_bytes())?;
-                    }
-                    child.wait_with_output()
-                });
-            let problem = match result {
-                Ok(out) if out.status.success() => None,
-                Ok(out) => Some(format!(
-                    "{} exited with {}: {}",
-                    sendmail.display(),
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr).trim()
-                )),
-                Err(e) => Some(format!("cannot run {}: {e}", sendmail.display())),
-            };
-            if let Some(p) = problem {
-                crate::audit::problem(&format!("notification to {user} not sent: {p}"));
+            // Plain SMTP to the MTA: it does the onward delivery (and TLS to other hosts).
+            let transport = SmtpTransport::builder_dangerous(host.as_str())
+                .port(port)
+                .timeout(Some(SMTP_TIMEOUT))
+                .build();
+            if let Err(e) = transport.send(&message) {
+                crate::audit::problem(&format!(
+                    "notification to user {} not sent: SMTP {host}:{port} {}: {e}",
+                    apppw::audit::escape(&user),
+                    class(&e)
+                ));
             }
         });
     if spawned.is_err() {
@@ -123,85 +152,115 @@ pub fn send(n: &Notify, text: String, user: String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
+    use crate::i18n::Catalogue;
 
-    fn notify() -> Notify {
+    fn notify(from: &str) -> Notify {
         Notify {
-            sendmail: PathBuf::from("/usr/sbin/sendmail"),
-            from: "App passwords <noreply@example.org>".into(),
+            smtp_host: "localhost".into(),
+            smtp_port: 25,
+            from: from.parse().unwrap(),
             to: "{user}@example.org".into(),
         }
     }
 
-    #[test]
-    fn non_ascii_subjects_are_encoded_words() {
-        use base64ct::{Base64, Encoding};
-        assert_eq!(header_text("App password deleted"), "App password deleted");
-        let subject = crate::strings::JA.mail_created_subject;
-        let encoded = header_text(subject);
-        assert!(encoded.is_ascii(), "{encoded}");
-        let mut decoded = Vec::new();
-        for word in encoded.split("\n ") {
-            assert!(word.len() <= 75, "{word}");
-            let b64 = word
-                .strip_prefix("=?UTF-8?B?")
-                .and_then(|w| w.strip_suffix("?="))
-                .unwrap();
-            decoded.extend(Base64::decode_vec(b64).unwrap());
-        }
-        assert!(
-            encoded.contains("\n "),
-            "a long subject is folded: {encoded}"
-        );
-        assert_eq!(String::from_utf8(decoded).unwrap(), subject);
-        let m = message(
-            &notify(),
-            &crate::strings::JA,
-            Change::Deleted,
-            "alice",
-            "iPhone",
-            "2026-01-01T00:00:00Z",
-            "203.0.113.9",
-        )
-        .unwrap();
-        let (headers, body) = m.split_once("\n\n").unwrap();
-        assert!(headers.is_ascii(), "{headers}");
-        assert!(body.contains("「iPhone」"), "{body}");
+    fn text(n: &Notify, lang: &str, change: Change, user: &str) -> Option<String> {
+        let c = Catalogue::load(None, "en").unwrap();
+        let lang = lang.parse().unwrap();
+        let tz = jiff::tz::TimeZone::get("Asia/Tokyo").unwrap();
+        let tr = Tr::new(&c, &lang, &tz);
+        let m = message(n, &tr, change, user, "iPhone", 1_796_132_340, "203.0.113.9")?;
+        Some(String::from_utf8(m.formatted()).unwrap())
     }
 
     #[test]
-    fn message_has_headers_and_the_label() {
-        let m = message(
-            &notify(),
-            &crate::strings::EN,
+    fn japanese_mail_has_encoded_headers_date_message_id_and_local_time() {
+        let m = text(
+            &notify("アプリパスワード <noreply@example.org>"),
+            "ja",
             Change::Created,
             "alice",
-            "iPhone",
-            "2026-01-01T00:00:00Z",
-            "203.0.113.9",
         )
         .unwrap();
+        let (headers, body) = m.split_once("\r\n\r\n").unwrap();
+        assert!(headers.is_ascii(), "{headers}");
+        assert!(headers.contains("From: =?utf-8?b?"), "{headers}");
+        assert!(headers.contains("Subject: =?utf-8?b?"), "{headers}");
+        assert!(headers.contains("\r\nDate: "), "{headers}");
         assert!(
-            m.starts_with("From: App passwords <noreply@example.org>\nTo: alice@example.org\n")
+            headers.contains("\r\nMessage-ID: <") && headers.contains(".apppw-web@example.org>"),
+            "{headers}"
         );
-        assert!(m.contains("\n\nHello alice,"));
-        assert!(m.contains("\"iPhone\""));
+        assert!(
+            headers.contains("Auto-Submitted: auto-generated"),
+            "{headers}"
+        );
+        assert!(headers.contains("To: alice@example.org"), "{headers}");
+        assert!(
+            headers.contains("Content-Type: text/plain; charset=utf-8"),
+            "{headers}"
+        );
+        // The body may be base64 or quoted-printable: decode through lettre's own view.
+        let body = decoded(body, headers);
+        assert!(body.contains("2026年12月1日 22:39 JST"), "{body}");
+        assert!(body.contains("「iPhone」"), "{body}");
+        assert!(!body.contains('Z'), "no raw RFC 3339 time: {body}");
+    }
+
+    fn decoded(body: &str, headers: &str) -> String {
+        use base64ct::{Base64, Encoding};
+        if headers.contains("Content-Transfer-Encoding: base64") {
+            let clean: String = body.split_whitespace().collect();
+            String::from_utf8(Base64::decode_vec(&clean).unwrap()).unwrap()
+        } else if headers.contains("Content-Transfer-Encoding: quoted-printable") {
+            let joined = body.replace("=\r\n", "").replace("\r\n", "\n");
+            let mut out = Vec::new();
+            let b = joined.as_bytes();
+            let mut i = 0;
+            while i < b.len() {
+                if b[i] == b'=' {
+                    out.push(u8::from_str_radix(&joined[i + 1..i + 3], 16).unwrap());
+                    i += 3;
+                } else {
+                    out.push(b[i]);
+                    i += 1;
+                }
+            }
+            String::from_utf8(out).unwrap()
+        } else {
+            body.to_owned()
+        }
+    }
+
+    #[test]
+    fn english_mail_names_the_label_and_time() {
+        let m = text(
+            &notify("noreply@example.org"),
+            "en",
+            Change::Deleted,
+            "alice",
+        )
+        .unwrap();
+        let (headers, body) = m.split_once("\r\n\r\n").unwrap();
+        let body = decoded(body, headers);
+        assert!(
+            headers.contains("Subject: App password deleted"),
+            "{headers}"
+        );
+        assert!(
+            body.starts_with("Hello alice,\n\nthe app password named “iPhone”"),
+            "{body}"
+        );
+        assert!(
+            body.contains("1 December 2026, 22:39 JST (from 203.0.113.9)"),
+            "{body}"
+        );
     }
 
     #[test]
     fn user_names_cannot_add_recipients() {
-        for user in ["a,b", "a b", "a\nBcc: x", "a@b"] {
+        for user in ["a,b", "a b", "a\nBcc: x", "a@b", "a>b"] {
             assert!(
-                message(
-                    &notify(),
-                    &crate::strings::EN,
-                    Change::Deleted,
-                    user,
-                    "x",
-                    "t",
-                    "ip"
-                )
-                .is_none(),
+                text(&notify("noreply@example.org"), "en", Change::Deleted, user).is_none(),
                 "{user}"
             );
         }

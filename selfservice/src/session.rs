@@ -1,16 +1,77 @@
-//! Sessions (in memory: a restart signs everyone out), CSRF tokens and rate limits.
+//! Sessions (in memory: a restart signs everyone out), CSRF tokens, create-form nonces and
+//! rate limits.
 //!
 //! Session ids and tokens are 256 random bits from the OS, hex-encoded. Time is passed in, so
 //! tests need no clock tricks.
+//!
+//! A create form carries a one-time nonce. Sending it starts the creation; the same nonce sent
+//! again (a double click, a reload of the result) gets the *same* result: while the first
+//! request is still hashing, the second waits for it; afterwards it is shown the same password
+//! for [`SHOW_AGAIN_FOR`], from this session's memory only. Then only "already created" is left.
 
 use crate::webconfig::SessionPolicy;
+use apppw::store::Credential;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
+use zeroize::Zeroizing;
 
 /// Most sessions kept; beyond that the least recently used one is dropped.
 const MAX_SESSIONS: usize = 10_000;
-/// Most open create forms per session (one nonce each).
+/// Most create forms remembered per session (one nonce each).
 const MAX_NONCES: usize = 8;
+/// How long a created password can be shown again to the same session.
+pub const SHOW_AGAIN_FOR: Duration = Duration::from_secs(120);
+
+/// What became of a create form.
+#[derive(Debug)]
+pub enum FormState {
+    /// Issued, not sent yet.
+    Open,
+    /// Sent; the app password is being created.
+    Running,
+    /// Created.
+    Done(Box<Created>),
+}
+
+/// A created app password, as the session remembers it.
+pub struct Created {
+    /// The credential.
+    pub cred: Credential,
+    /// The password as shown (groups of four), kept for [`SHOW_AGAIN_FOR`], then wiped.
+    pub password: Option<Zeroizing<String>>,
+    /// When it was created.
+    pub at: Instant,
+    /// The configuration profile (with the password) was downloaded.
+    pub profile_taken: bool,
+}
+
+impl std::fmt::Debug for Created {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Created")
+            .field("cred", &self.cred.id)
+            .field("password", &self.password.as_ref().map(|_| "..."))
+            .field("profile_taken", &self.profile_taken)
+            .finish()
+    }
+}
+
+/// What sending a create form with some nonce means.
+#[derive(Debug)]
+pub enum Submit {
+    /// A fresh nonce: create (it is now [`FormState::Running`]).
+    Fresh,
+    /// Another request with this nonce is creating right now: wait for it.
+    Running,
+    /// Already created; the password, if still within [`SHOW_AGAIN_FOR`].
+    Done {
+        /// The credential.
+        cred: Credential,
+        /// The password, if it may still be shown.
+        password: Option<Zeroizing<String>>,
+    },
+    /// Never issued to this session, or forgotten.
+    Unknown,
+}
 
 /// 256 random bits, hex. `None` if the OS generator fails (then nothing is signed in).
 #[must_use]
@@ -35,15 +96,14 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 pub struct Flash(pub String);
 
 /// One signed-in user.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Session {
     /// The user.
     pub user: String,
     /// The CSRF token every form of this session carries.
     pub csrf: String,
-    /// One-time nonces of open create forms: a reloaded result page cannot create (or show)
-    /// a second password.
-    nonces: Vec<String>,
+    /// Create forms of this session by nonce: a form creates at most one app password.
+    forms: Vec<(String, FormState)>,
     /// A message for the next page.
     pub flash: Option<Flash>,
     started: Instant,
@@ -60,26 +120,85 @@ impl Session {
     /// A nonce for a new create form.
     pub fn new_nonce(&mut self) -> Option<String> {
         let nonce = random_token()?;
-        if self.nonces.len() >= MAX_NONCES {
-            self.nonces.remove(0);
+        if self.forms.len() >= MAX_NONCES {
+            // The oldest form that is not being created right now.
+            if let Some(i) = self
+                .forms
+                .iter()
+                .position(|(_, s)| !matches!(s, FormState::Running))
+            {
+                self.forms.remove(i);
+            }
         }
-        self.nonces.push(nonce.clone());
+        self.forms.push((nonce.clone(), FormState::Open));
         Some(nonce)
     }
 
-    /// Uses up a nonce; false if it was never issued or already used.
-    pub fn take_nonce(&mut self, submitted: Option<&str>) -> bool {
-        let Some(s) = submitted else { return false };
-        match self
-            .nonces
-            .iter()
-            .position(|n| constant_time_eq(n.as_bytes(), s.as_bytes()))
-        {
-            Some(i) => {
-                self.nonces.remove(i);
-                true
+    fn form(&mut self, nonce: Option<&str>) -> Option<&mut FormState> {
+        let n = nonce?;
+        self.forms
+            .iter_mut()
+            .find(|(k, _)| constant_time_eq(k.as_bytes(), n.as_bytes()))
+            .map(|(_, s)| s)
+    }
+
+    /// Wipes passwords shown longer than [`SHOW_AGAIN_FOR`] ago.
+    pub fn forget_old_passwords(&mut self, now: Instant) {
+        for (_, state) in &mut self.forms {
+            if let FormState::Done(c) = state {
+                if now.saturating_duration_since(c.at) > SHOW_AGAIN_FOR {
+                    c.password = None;
+                }
             }
-            None => false,
+        }
+    }
+
+    /// A create form was sent with `nonce`: what to do ([`Submit`]). A fresh one becomes
+    /// [`FormState::Running`].
+    pub fn submit(&mut self, nonce: Option<&str>, now: Instant) -> Submit {
+        self.forget_old_passwords(now);
+        let Some(state) = self.form(nonce) else {
+            return Submit::Unknown;
+        };
+        match state {
+            FormState::Open => {
+                *state = FormState::Running;
+                Submit::Fresh
+            }
+            FormState::Running => Submit::Running,
+            FormState::Done(c) => Submit::Done {
+                cred: c.cred.clone(),
+                password: c.password.clone(),
+            },
+        }
+    }
+
+    /// The creation started by [`Session::submit`] ended: with a new app password, or with
+    /// none (the form had a mistake; the nonce may be sent again).
+    pub fn finish(&mut self, nonce: Option<&str>, created: Option<Created>) {
+        if let Some(state) = self.form(nonce) {
+            *state = match created {
+                Some(c) => FormState::Done(Box::new(c)),
+                None => FormState::Open,
+            };
+        }
+    }
+
+    /// The configuration profile of the password created by this nonce: the password once,
+    /// within [`SHOW_AGAIN_FOR`]; `None` afterwards or for any other nonce.
+    pub fn take_profile(
+        &mut self,
+        nonce: Option<&str>,
+        now: Instant,
+    ) -> Option<(Credential, Zeroizing<String>)> {
+        self.forget_old_passwords(now);
+        match self.form(nonce)? {
+            FormState::Done(c) if !c.profile_taken => {
+                let password = c.password.clone()?;
+                c.profile_taken = true;
+                Some((c.cred.clone(), password))
+            }
+            _ => None,
         }
     }
 }
@@ -139,7 +258,7 @@ impl Sessions {
             Session {
                 user: user.to_owned(),
                 csrf,
-                nonces: Vec::new(),
+                forms: Vec::new(),
                 flash: None,
                 started: now,
                 last_seen: now,
@@ -279,9 +398,71 @@ mod tests {
         assert!(!sess.csrf_ok(Some(&token[1..])));
         assert!(!sess.csrf_ok(None));
         let n = sess.new_nonce().unwrap();
-        assert!(sess.take_nonce(Some(&n)));
-        assert!(!sess.take_nonce(Some(&n)), "used once");
-        assert!(!sess.take_nonce(None));
+        assert!(matches!(sess.submit(Some(&n), t0), Submit::Fresh));
+        assert!(matches!(sess.submit(Some(&n), t0), Submit::Running));
+        assert!(matches!(sess.submit(None, t0), Submit::Unknown));
+        assert!(matches!(sess.submit(Some("0"), t0), Submit::Unknown));
+        // A mistake in the form: it may be sent again.
+        sess.finish(Some(&n), None);
+        assert!(matches!(sess.submit(Some(&n), t0), Submit::Fresh));
+    }
+
+    fn credential() -> Credential {
+        Credential {
+            id: 7,
+            user: "alice".into(),
+            label: "phone".into(),
+            created_at: 0,
+            expires_at: None,
+            services: None,
+            last_used_at: None,
+            last_used_ip: None,
+            last_used_service: None,
+        }
+    }
+
+    #[test]
+    fn a_created_password_is_shown_again_for_two_minutes_only() {
+        let t0 = Instant::now();
+        let mut s = Sessions::new(policy());
+        let id = s.start("alice", t0).unwrap();
+        let sess = s.get(&id, t0).unwrap();
+        let n = sess.new_nonce().unwrap();
+        assert!(matches!(sess.submit(Some(&n), t0), Submit::Fresh));
+        sess.finish(
+            Some(&n),
+            Some(Created {
+                cred: credential(),
+                password: Some(Zeroizing::new("abcd efgh".into())),
+                at: t0,
+                profile_taken: false,
+            }),
+        );
+        let again = sess.submit(Some(&n), t0 + Duration::from_secs(119));
+        assert!(
+            matches!(&again, Submit::Done { password: Some(p), cred } if p.as_str() == "abcd efgh" && cred.id == 7),
+            "{again:?}"
+        );
+        let (cred, pw) = sess
+            .take_profile(Some(&n), t0 + Duration::from_secs(1))
+            .unwrap();
+        assert_eq!((cred.id, pw.as_str()), (7, "abcd efgh"));
+        assert!(
+            sess.take_profile(Some(&n), t0 + Duration::from_secs(2))
+                .is_none(),
+            "once"
+        );
+        let later = sess.submit(Some(&n), t0 + Duration::from_secs(121));
+        assert!(
+            matches!(later, Submit::Done { password: None, .. }),
+            "{later:?}"
+        );
+        // Other sessions know nothing of it.
+        let other = s.start("alice", t0).unwrap();
+        assert!(matches!(
+            s.get(&other, t0).unwrap().submit(Some(&n), t0),
+            Submit::Unknown
+        ));
     }
 
     #[test]

@@ -2,25 +2,52 @@
 //!
 //! The main apppw config (`apppw.toml`: database, campus networks, Argon2) is shared with the
 //! other front-ends and read as usual; this file holds only what the web server adds. Unknown
-//! keys and settings of the other sign-in mode are errors, like in `apppw.toml`.
+//! keys, settings of the other sign-in mode and values that make no sense are errors naming the
+//! file, the line and the key, like in `apppw.toml`.
 
-use crate::strings::{self, Strings};
 use ipnet::IpNet;
+use lettre::message::Mailbox;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use toml::Spanned;
 
 /// Used when `--config-web` is not given.
 pub const DEFAULT_PATH: &str = "/etc/apppw/web.toml";
+/// Where the server listens when `listen` is not set (and no socket is inherited).
+pub const DEFAULT_SOCKET: &str = "/run/apppw-web.sock";
 /// Files larger than this are refused.
 const MAX_BYTES: u64 = 1 << 20;
+/// Largest logo served.
+const MAX_LOGO_BYTES: u64 = 256 * 1024;
+/// Shortest proxy secret accepted (bytes).
+const MIN_SECRET_BYTES: usize = 32;
+
+/// Where the server listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    /// A Unix socket at this path: every peer is the reverse proxy (the socket's mode admits
+    /// only the proxy's group).
+    Unix(PathBuf),
+    /// A loopback TCP address: the proxy proves itself with the shared secret.
+    Tcp(SocketAddr),
+}
+
+impl std::fmt::Display for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Listen::Unix(p) => write!(f, "unix:{}", p.display()),
+            Listen::Tcp(a) => write!(f, "http://{a}"),
+        }
+    }
+}
 
 /// How users prove who they are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignIn {
     /// The reverse proxy signs the user in (SSO with MFA) and passes the user name in
-    /// `header`; believed only from `trusted_proxies`.
+    /// `header`.
     Header {
         /// Request header carrying the user name, e.g. `X-Remote-User`.
         header: String,
@@ -65,12 +92,87 @@ pub struct Limits {
 /// E-mail to the user when an app password is created or deleted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notify {
-    /// Program run as `sendmail -t -oi` with the message on stdin.
-    pub sendmail: PathBuf,
-    /// `From:` header.
-    pub from: String,
+    /// The SMTP server the mail is submitted to (the local MTA by default), `host:port`.
+    pub smtp_host: String,
+    /// Its port.
+    pub smtp_port: u16,
+    /// `From:`.
+    pub from: Mailbox,
     /// `To:` address; `{user}` is replaced by the user name.
     pub to: String,
+}
+
+/// How a mail client connects to one server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Security {
+    /// TLS from the first byte (IMAPS 993, SMTPS 465).
+    Tls,
+    /// Plain connection upgraded with STARTTLS (IMAP 143, submission 587).
+    StartTls,
+}
+
+impl Security {
+    /// The Fluent message id of its name.
+    #[must_use]
+    pub fn text_id(self) -> &'static str {
+        match self {
+            Security::Tls => "security-tls",
+            Security::StartTls => "security-starttls",
+        }
+    }
+}
+
+/// One mail server users configure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    /// Host name.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// TLS or STARTTLS.
+    pub security: Security,
+}
+
+/// The site: name, logo, help, time zone, languages, the mail servers users configure.
+#[derive(Debug, Clone)]
+pub struct Site {
+    /// Shown instead of the catalogue's `app-title`.
+    pub title: Option<String>,
+    /// The logo (read at start) and its content type.
+    pub logo: Option<(Vec<u8>, &'static str)>,
+    /// The help desk's page.
+    pub help_url: Option<String>,
+    /// Times on pages and in mails are in this zone.
+    pub timezone: jiff::tz::TimeZone,
+    /// Its name, for messages (`Asia/Tokyo`, or "system").
+    pub timezone_name: String,
+    /// More or changed texts: `<dir>/<lang>/*.ftl`, found at run time.
+    pub locales: Option<PathBuf>,
+    /// Language when the browser asks for none that is available.
+    pub default_language: String,
+    /// The user's mail address (`{user}` is replaced): for the configuration profile.
+    pub address: Option<String>,
+    /// Incoming mail server.
+    pub imap: Option<Server>,
+    /// Outgoing mail server.
+    pub smtp: Option<Server>,
+}
+
+/// How the reverse proxy proves itself on a TCP listener.
+#[derive(Clone)]
+pub struct ProxySecret {
+    /// The header that carries it.
+    pub header: String,
+    /// The secret (from a file).
+    pub value: zeroize::Zeroizing<String>,
+}
+
+impl std::fmt::Debug for ProxySecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxySecret")
+            .field("header", &self.header)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A loaded, validated `web.toml`.
@@ -78,9 +180,14 @@ pub struct Notify {
 pub struct WebConfig {
     /// The file it came from.
     pub path: PathBuf,
-    /// Address the HTTP server listens on (loopback, behind the reverse proxy).
-    pub listen: SocketAddr,
-    /// Peers whose `X-Forwarded-For` (and sign-in header) are believed.
+    /// Where to listen (unless a socket is inherited from systemd).
+    pub listen: Listen,
+    /// Mode of a socket this program creates itself.
+    pub socket_mode: u32,
+    /// The proxy's secret, required when listening on TCP.
+    pub proxy_secret: Option<ProxySecret>,
+    /// Proxies in front of the one that connects: their `X-Forwarded-For` entries are skipped
+    /// when looking for the client's address.
     pub trusted_proxies: Vec<IpNet>,
     /// Sign-in mode.
     pub signin: SignIn,
@@ -92,41 +199,54 @@ pub struct WebConfig {
     pub notify: Option<Notify>,
     /// Services offered as restrictions on the create form.
     pub services: Vec<String>,
-    /// UI language.
-    pub strings: &'static Strings,
+    /// Branding, time zone, languages, mail server settings.
+    pub site: Site,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Raw {
-    listen: Option<String>,
+    listen: Option<Spanned<String>>,
+    /// Gone: the language follows the browser now.
+    language: Option<Spanned<String>>,
+    socket_mode: Option<Spanned<String>>,
     #[serde(default)]
-    trusted_proxies: Vec<String>,
-    language: Option<String>,
-    services: Option<Vec<String>>,
+    trusted_proxies: Vec<Spanned<String>>,
+    services: Option<Vec<Spanned<String>>>,
     signin: RawSignIn,
+    #[serde(default)]
+    proxy: RawProxy,
     #[serde(default)]
     session: RawSession,
     #[serde(default)]
     limits: RawLimits,
     notify: Option<RawNotify>,
+    #[serde(default)]
+    site: RawSite,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSignIn {
-    mode: String,
-    header: Option<String>,
-    logout_url: Option<String>,
-    pam_service: Option<String>,
-    campus_only: Option<bool>,
+    mode: Spanned<String>,
+    header: Option<Spanned<String>>,
+    logout_url: Option<Spanned<String>>,
+    pam_service: Option<Spanned<String>>,
+    campus_only: Option<Spanned<bool>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawProxy {
+    secret_file: Option<Spanned<String>>,
+    secret_header: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawSession {
-    idle_timeout_minutes: Option<u32>,
-    max_lifetime_minutes: Option<u32>,
+    idle_timeout_minutes: Option<Spanned<u32>>,
+    max_lifetime_minutes: Option<Spanned<u32>>,
     secure_cookie: Option<bool>,
 }
 
@@ -136,16 +256,39 @@ struct RawLimits {
     signin_failures_per_address: Option<u32>,
     signin_failures_per_user: Option<u32>,
     creates_per_user: Option<u32>,
-    window_minutes: Option<u32>,
+    window_minutes: Option<Spanned<u32>>,
     max_per_user: Option<u32>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawNotify {
-    sendmail: Option<String>,
-    from: String,
-    to: String,
+    smtp: Option<Spanned<String>>,
+    sendmail: Option<Spanned<String>>,
+    from: Spanned<String>,
+    to: Spanned<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSite {
+    title: Option<Spanned<String>>,
+    logo: Option<Spanned<String>>,
+    help_url: Option<Spanned<String>>,
+    timezone: Option<Spanned<String>>,
+    locales: Option<Spanned<String>>,
+    default_language: Option<Spanned<String>>,
+    address: Option<Spanned<String>>,
+    imap: Option<RawServer>,
+    smtp: Option<RawServer>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    host: Spanned<String>,
+    port: Option<Spanned<u16>>,
+    security: Option<Spanned<String>>,
 }
 
 /// Why `web.toml` could not be loaded.
@@ -188,6 +331,25 @@ fn is_service(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
+/// A host name or address as mail clients take it.
+fn is_host(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+}
+
+/// A link target: `https://...`, `http://...` or a path on this site, nothing that could
+/// leave an attribute.
+fn is_link(s: &str) -> bool {
+    (s.starts_with("https://") || s.starts_with("http://") || s.starts_with('/'))
+        && !s.starts_with("//")
+        && s.len() <= 2048
+        && !s
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || "\"'<>`\\".contains(c))
+}
+
 fn parse_net(s: &str) -> Option<IpNet> {
     if let Ok(net) = s.parse::<IpNet>() {
         return Some(net.trunc());
@@ -195,6 +357,16 @@ fn parse_net(s: &str) -> Option<IpNet> {
     s.parse::<IpAddr>()
         .ok()
         .map(|ip| IpNet::from(ip.to_canonical()))
+}
+
+/// Turns a byte offset of the text into "line N".
+struct Lines<'t>(&'t str);
+
+impl Lines<'_> {
+    fn of<T>(&self, s: &Spanned<T>) -> usize {
+        let at = s.span().start.min(self.0.len());
+        self.0[..at].matches('\n').count() + 1
+    }
 }
 
 impl WebConfig {
@@ -213,12 +385,18 @@ impl WebConfig {
         Self::parse(path, &text)
     }
 
-    /// Parses config text (`path` is for messages).
+    /// Parses config text (`path` is for messages; relative file names in it are taken
+    /// from the working directory).
+    #[allow(clippy::too_many_lines)] // one key after the other, in the order of the docs
     pub fn parse(path: &Path, text: &str) -> Result<WebConfig, WebConfigError> {
         let bad = |message: String| WebConfigError::Invalid {
             path: path.to_path_buf(),
             message,
         };
+        let lines = Lines(text);
+        // "line N: key `k`: what is wrong"
+        let at =
+            |line: usize, key: &str, what: &str| bad(format!("line {line}: key `{key}`: {what}"));
         let raw: Raw = toml::from_str(text).map_err(|e| {
             let line = e
                 .span()
@@ -230,169 +408,507 @@ impl WebConfig {
             })
         })?;
 
-        let listen_text = raw.listen.as_deref().unwrap_or("127.0.0.1:8080");
-        let listen: SocketAddr = listen_text.parse().map_err(|_| {
-            bad(format!(
-                "key `listen`: {listen_text:?} is not an address:port like 127.0.0.1:8080"
-            ))
-        })?;
-
-        let mut trusted_proxies = Vec::new();
-        for p in &raw.trusted_proxies {
-            trusted_proxies.push(parse_net(p).ok_or_else(|| {
-                bad(format!(
-                    "key `trusted_proxies`: {p:?} is not an IP address or network"
-                ))
-            })?);
+        if let Some(l) = &raw.language {
+            return Err(at(
+                lines.of(l),
+                "language",
+                "the page follows the browser's language now; set the fallback with \
+                 `default_language` in [site]",
+            ));
         }
-
-        let strings = match raw.language.as_deref().unwrap_or("en") {
-            "en" => &strings::EN,
-            "ja" => &strings::JA,
-            other => {
-                return Err(bad(format!(
-                    "key `language`: {other:?} is not available (available: en, ja)"
-                )));
+        let listen = match &raw.listen {
+            None => Listen::Unix(PathBuf::from(DEFAULT_SOCKET)),
+            Some(l) if l.get_ref().starts_with('/') => Listen::Unix(PathBuf::from(l.get_ref())),
+            Some(l) => {
+                let addr: SocketAddr = l.get_ref().parse().map_err(|_| {
+                    at(
+                        lines.of(l),
+                        "listen",
+                        &format!(
+                            "{:?} is neither a socket path (/run/apppw-web.sock) nor a loopback \
+                             address:port (127.0.0.1:8080)",
+                            l.get_ref()
+                        ),
+                    )
+                })?;
+                if !addr.ip().is_loopback() {
+                    return Err(at(
+                        lines.of(l),
+                        "listen",
+                        &format!(
+                            "{addr} is not a loopback address: the page listens on a Unix socket \
+                             or on 127.0.0.1/::1, behind the reverse proxy"
+                        ),
+                    ));
+                }
+                Listen::Tcp(addr)
             }
         };
 
-        let services = match raw.services {
+        let socket_mode = match &raw.socket_mode {
+            None => 0o660,
+            Some(m) => u32::from_str_radix(m.get_ref(), 8)
+                .ok()
+                .filter(|v| *v <= 0o777 && *v & 0o007 == 0)
+                .ok_or_else(|| {
+                    at(
+                        lines.of(m),
+                        "socket_mode",
+                        "use an octal mode that admits no other users, like \"0660\"",
+                    )
+                })?,
+        };
+
+        let proxy_secret = match &raw.proxy.secret_file {
+            None => None,
+            Some(f) => {
+                let text = std::fs::read_to_string(f.get_ref()).map_err(|e| {
+                    at(
+                        lines.of(f),
+                        "proxy.secret_file",
+                        &format!("cannot read {}: {e}", f.get_ref()),
+                    )
+                })?;
+                let value = zeroize::Zeroizing::new(text.trim().to_owned());
+                if value.len() < MIN_SECRET_BYTES || value.chars().any(|c| !c.is_ascii_graphic()) {
+                    return Err(at(
+                        lines.of(f),
+                        "proxy.secret_file",
+                        &format!(
+                            "the secret must be at least {MIN_SECRET_BYTES} printable ASCII \
+                             characters (e.g. `openssl rand -hex 32`)"
+                        ),
+                    ));
+                }
+                let header = match &raw.proxy.secret_header {
+                    None => "X-Apppw-Proxy-Secret".to_owned(),
+                    Some(h) if is_token(h.get_ref()) => h.get_ref().clone(),
+                    Some(h) => {
+                        return Err(at(lines.of(h), "proxy.secret_header", "not a header name"));
+                    }
+                };
+                Some(ProxySecret { header, value })
+            }
+        };
+        if let (Listen::Tcp(addr), None) = (&listen, &proxy_secret) {
+            return Err(bad(format!(
+                "listen = \"{addr}\" (TCP) needs `[proxy] secret_file`: on TCP any local process \
+                 could claim to be the proxy; or listen on a Unix socket"
+            )));
+        }
+
+        let mut trusted_proxies = Vec::new();
+        for p in &raw.trusted_proxies {
+            trusted_proxies.push(parse_net(p.get_ref()).ok_or_else(|| {
+                at(
+                    lines.of(p),
+                    "trusted_proxies",
+                    &format!("{:?} is not an IP address or network", p.get_ref()),
+                )
+            })?);
+        }
+
+        let services = match &raw.services {
             None => vec!["imap".into(), "pop3".into(), "smtp".into(), "sieve".into()],
             Some(list) => {
                 let mut out: Vec<String> = Vec::new();
                 for s in list {
-                    let s = s.trim().to_ascii_lowercase();
-                    if !is_service(&s) {
-                        return Err(bad(format!(
-                            "key `services`: {s:?} is not a service name (imap, pop3, smtp, ...)"
-                        )));
+                    let name = s.get_ref().trim().to_ascii_lowercase();
+                    if !is_service(&name) {
+                        return Err(at(
+                            lines.of(s),
+                            "services",
+                            &format!("{name:?} is not a service name (imap, pop3, smtp, ...)"),
+                        ));
                     }
-                    if !out.contains(&s) {
-                        out.push(s);
+                    if !out.contains(&name) {
+                        out.push(name);
                     }
                 }
                 out
             }
         };
 
-        let s = raw.signin;
-        let signin = match s.mode.as_str() {
-            "header" => {
-                if s.pam_service.is_some() || s.campus_only.is_some() {
-                    return Err(bad(
-                        "keys `signin.pam_service` and `signin.campus_only` belong to mode = \"pam\"".into(),
-                    ));
-                }
-                let header = s.header.unwrap_or_else(|| "X-Remote-User".into());
-                if !is_token(&header) {
-                    return Err(bad(format!(
-                        "key `signin.header`: {header:?} is not a header name"
-                    )));
-                }
-                if trusted_proxies.is_empty() {
-                    return Err(bad(
-                        "mode = \"header\" needs `trusted_proxies`: the addresses of the reverse \
-                         proxy that sets the header"
-                            .into(),
-                    ));
-                }
-                let logout_url = s.logout_url.filter(|u| !u.is_empty());
-                if let Some(u) = &logout_url {
-                    if u.chars().any(|c| c.is_control() || c == '"') {
-                        return Err(bad("key `signin.logout_url`: not a URL".into()));
-                    }
-                }
-                SignIn::Header { header, logout_url }
-            }
-            "pam" => {
-                if s.header.is_some() || s.logout_url.is_some() {
-                    return Err(bad(
-                        "keys `signin.header` and `signin.logout_url` belong to mode = \"header\""
-                            .into(),
-                    ));
-                }
-                let service = s.pam_service.unwrap_or_else(|| "apppw-web".into());
-                if service.is_empty() || service.contains(['/', '\0']) {
-                    return Err(bad(format!(
-                        "key `signin.pam_service`: {service:?} is not a PAM service name"
-                    )));
-                }
-                SignIn::Pam {
-                    service,
-                    campus_only: s.campus_only.unwrap_or(true),
-                }
-            }
-            other => {
-                return Err(bad(format!(
-                    "key `signin.mode`: {other:?}; use \"header\" (SSO at the reverse proxy) or \"pam\""
-                )));
-            }
-        };
-
-        let idle = raw.session.idle_timeout_minutes.unwrap_or(15);
-        let lifetime = raw.session.max_lifetime_minutes.unwrap_or(480);
-        if idle == 0 || lifetime == 0 || idle > 1440 || lifetime > 10080 {
-            return Err(bad(
-                "keys `session.idle_timeout_minutes` (1..1440) and `session.max_lifetime_minutes` \
-                 (1..10080) are out of range"
-                    .into(),
-            ));
-        }
-        let session = SessionPolicy {
-            idle: minutes(idle),
-            lifetime: minutes(lifetime),
-            secure_cookie: raw.session.secure_cookie.unwrap_or(true),
-        };
-
-        let window = raw.limits.window_minutes.unwrap_or(15);
-        if window == 0 || window > 1440 {
-            return Err(bad("key `limits.window_minutes`: use 1..1440".into()));
-        }
-        let limits = Limits {
-            signin_failures_per_address: raw.limits.signin_failures_per_address.unwrap_or(10),
-            signin_failures_per_user: raw.limits.signin_failures_per_user.unwrap_or(5),
-            creates_per_user: raw.limits.creates_per_user.unwrap_or(10),
-            window: minutes(window),
-            max_per_user: raw.limits.max_per_user.unwrap_or(50),
-        };
-
-        let notify = match raw.notify {
-            None => None,
-            Some(n) => {
-                let sendmail = PathBuf::from(n.sendmail.as_deref().unwrap_or("/usr/sbin/sendmail"));
-                if !sendmail.is_absolute() {
-                    return Err(bad("key `notify.sendmail`: use an absolute path".into()));
-                }
-                let header_safe = |v: &str| !v.is_empty() && !v.chars().any(char::is_control);
-                if !header_safe(&n.from) || !header_safe(&n.to) || !n.to.contains('@') {
-                    return Err(bad(
-                        "keys `notify.from` and `notify.to` must be mail addresses \
-                         (`to` may contain {user})"
-                            .into(),
-                    ));
-                }
-                Some(Notify {
-                    sendmail,
-                    from: n.from,
-                    to: n.to,
-                })
-            }
-        };
+        let signin = Self::signin(&raw.signin, &lines, &at)?;
+        let session = Self::session(&raw.session, &lines, &at)?;
+        let limits = Self::limits(&raw.limits, &lines, &at)?;
+        let notify = raw
+            .notify
+            .as_ref()
+            .map(|n| Self::notify(n, &lines, &at))
+            .transpose()?;
+        let site = Self::site(&raw.site, &lines, &at)?;
 
         Ok(WebConfig {
             path: path.to_path_buf(),
             listen,
+            socket_mode,
+            proxy_secret,
             trusted_proxies,
             signin,
             session,
             limits,
             notify,
             services,
-            strings,
+            site,
         })
     }
 
-    /// Is `ip` one of the trusted reverse proxies?
+    fn signin(
+        s: &RawSignIn,
+        lines: &Lines<'_>,
+        at: &dyn Fn(usize, &str, &str) -> WebConfigError,
+    ) -> Result<SignIn, WebConfigError> {
+        match s.mode.get_ref().as_str() {
+            "header" => {
+                if let Some(k) = &s.pam_service {
+                    return Err(at(
+                        lines.of(k),
+                        "signin.pam_service",
+                        "belongs to mode = \"pam\"",
+                    ));
+                }
+                if let Some(k) = &s.campus_only {
+                    return Err(at(
+                        lines.of(k),
+                        "signin.campus_only",
+                        "belongs to mode = \"pam\"",
+                    ));
+                }
+                let header = match &s.header {
+                    None => "X-Remote-User".to_owned(),
+                    Some(h) if is_token(h.get_ref()) => h.get_ref().clone(),
+                    Some(h) => {
+                        return Err(at(lines.of(h), "signin.header", "not a header name"));
+                    }
+                };
+                let logout_url = match &s.logout_url {
+                    None => None,
+                    Some(u) if u.get_ref().is_empty() => None,
+                    Some(u) if is_link(u.get_ref()) => Some(u.get_ref().clone()),
+                    Some(u) => {
+                        return Err(at(
+                            lines.of(u),
+                            "signin.logout_url",
+                            "not a URL (https://... or a path like /Shibboleth.sso/Logout)",
+                        ));
+                    }
+                };
+                Ok(SignIn::Header { header, logout_url })
+            }
+            "pam" => {
+                if let Some(k) = &s.header {
+                    return Err(at(
+                        lines.of(k),
+                        "signin.header",
+                        "belongs to mode = \"header\"",
+                    ));
+                }
+                if let Some(k) = &s.logout_url {
+                    return Err(at(
+                        lines.of(k),
+                        "signin.logout_url",
+                        "belongs to mode = \"header\"",
+                    ));
+                }
+                let service = s
+                    .pam_service
+                    .as_ref()
+                    .map_or_else(|| "apppw-web".to_owned(), |p| p.get_ref().clone());
+                if service.is_empty() || service.contains(['/', '\0']) {
+                    return Err(at(
+                        s.pam_service.as_ref().map_or(0, |p| lines.of(p)),
+                        "signin.pam_service",
+                        &format!("{service:?} is not a PAM service name"),
+                    ));
+                }
+                Ok(SignIn::Pam {
+                    service,
+                    campus_only: s.campus_only.as_ref().is_none_or(|c| *c.get_ref()),
+                })
+            }
+            other => Err(at(
+                lines.of(&s.mode),
+                "signin.mode",
+                &format!("{other:?}; use \"header\" (SSO at the reverse proxy) or \"pam\""),
+            )),
+        }
+    }
+
+    fn session(
+        s: &RawSession,
+        lines: &Lines<'_>,
+        at: &dyn Fn(usize, &str, &str) -> WebConfigError,
+    ) -> Result<SessionPolicy, WebConfigError> {
+        let idle = match &s.idle_timeout_minutes {
+            None => 15,
+            Some(v) if (1..=1440).contains(v.get_ref()) => *v.get_ref(),
+            Some(v) => {
+                return Err(at(
+                    lines.of(v),
+                    "session.idle_timeout_minutes",
+                    "use 1..1440",
+                ));
+            }
+        };
+        let lifetime = match &s.max_lifetime_minutes {
+            None => 480,
+            Some(v) if (1..=10080).contains(v.get_ref()) => *v.get_ref(),
+            Some(v) => {
+                return Err(at(
+                    lines.of(v),
+                    "session.max_lifetime_minutes",
+                    "use 1..10080",
+                ));
+            }
+        };
+        Ok(SessionPolicy {
+            idle: minutes(idle),
+            lifetime: minutes(lifetime),
+            secure_cookie: s.secure_cookie.unwrap_or(true),
+        })
+    }
+
+    fn limits(
+        l: &RawLimits,
+        lines: &Lines<'_>,
+        at: &dyn Fn(usize, &str, &str) -> WebConfigError,
+    ) -> Result<Limits, WebConfigError> {
+        let window = match &l.window_minutes {
+            None => 15,
+            Some(v) if (1..=1440).contains(v.get_ref()) => *v.get_ref(),
+            Some(v) => return Err(at(lines.of(v), "limits.window_minutes", "use 1..1440")),
+        };
+        Ok(Limits {
+            signin_failures_per_address: l.signin_failures_per_address.unwrap_or(10),
+            signin_failures_per_user: l.signin_failures_per_user.unwrap_or(5),
+            creates_per_user: l.creates_per_user.unwrap_or(10),
+            window: minutes(window),
+            max_per_user: l.max_per_user.unwrap_or(50),
+        })
+    }
+
+    fn notify(
+        n: &RawNotify,
+        lines: &Lines<'_>,
+        at: &dyn Fn(usize, &str, &str) -> WebConfigError,
+    ) -> Result<Notify, WebConfigError> {
+        if let Some(s) = &n.sendmail {
+            return Err(at(
+                lines.of(s),
+                "notify.sendmail",
+                "mail is submitted over SMTP now (Postfix's sendmail needs privileges the \
+                 service does not have): use `smtp = \"localhost:25\"`",
+            ));
+        }
+        let (smtp_host, smtp_port) = match &n.smtp {
+            None => ("localhost".to_owned(), 25),
+            Some(s) => {
+                let parsed = s
+                    .get_ref()
+                    .rsplit_once(':')
+                    .and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?)))
+                    .filter(|(h, p)| is_host(h) && *p > 0);
+                parsed.ok_or_else(|| {
+                    at(
+                        lines.of(s),
+                        "notify.smtp",
+                        "use host:port, e.g. \"localhost:25\"",
+                    )
+                })?
+            }
+        };
+        let from: Mailbox = n.from.get_ref().parse().map_err(|e| {
+            at(
+                lines.of(&n.from),
+                "notify.from",
+                &format!("not a mail address ({e}); e.g. \"App passwords <noreply@example.org>\""),
+            )
+        })?;
+        let to = n.to.get_ref();
+        let example = to.replace("{user}", "alice");
+        if example.parse::<lettre::Address>().is_err() || !to.contains("{user}") {
+            return Err(at(
+                lines.of(&n.to),
+                "notify.to",
+                "a mail address with {user} in it, e.g. \"{user}@example.org\"",
+            ));
+        }
+        Ok(Notify {
+            smtp_host,
+            smtp_port,
+            from,
+            to: to.clone(),
+        })
+    }
+
+    fn server(
+        s: &RawServer,
+        key: &str,
+        default_port: u16,
+        lines: &Lines<'_>,
+        at: &dyn Fn(usize, &str, &str) -> WebConfigError,
+    ) -> Result<Server, WebConfigError> {
+        if !is_host(s.host.get_ref()) {
+            return Err(at(
+                lines.of(&s.host),
+                &format!("{key}.host"),
+                "not a host name",
+            ));
+        }
+        let port = s.port.as_ref().map_or(default_port, |p| *p.get_ref());
+        let security = match &s.security {
+            None if port == 993 || port == 465 => Security::Tls,
+            None => Security::StartTls,
+            Some(v) => match v.get_ref().as_str() {
+                "tls" => Security::Tls,
+                "starttls" => Security::StartTls,
+                _ => {
+                    return Err(at(
+                        lines.of(v),
+                        &format!("{key}.security"),
+                        "use \"tls\" or \"starttls\"",
+                    ));
+                }
+            },
+        };
+        Ok(Server {
+            host: s.host.get_ref().clone(),
+            port,
+            security,
+        })
+    }
+
+    fn site(
+        s: &RawSite,
+        lines: &Lines<'_>,
+        at: &dyn Fn(usize, &str, &str) -> WebConfigError,
+    ) -> Result<Site, WebConfigError> {
+        let title = match &s.title {
+            Some(t) if t.get_ref().chars().any(char::is_control) || t.get_ref().len() > 200 => {
+                return Err(at(lines.of(t), "site.title", "at most 200 bytes, one line"));
+            }
+            t => t.as_ref().map(|t| t.get_ref().clone()),
+        };
+        let logo = match &s.logo {
+            None => None,
+            Some(l) => {
+                let path = Path::new(l.get_ref());
+                let kind = match path.extension().and_then(|e| e.to_str()) {
+                    Some("png") => "image/png",
+                    Some("svg") => "image/svg+xml",
+                    Some("jpg" | "jpeg") => "image/jpeg",
+                    Some("webp") => "image/webp",
+                    _ => {
+                        return Err(at(
+                            lines.of(l),
+                            "site.logo",
+                            "use a .png, .svg, .jpg or .webp file",
+                        ));
+                    }
+                };
+                let too_big = std::fs::metadata(path).is_ok_and(|m| m.len() > MAX_LOGO_BYTES);
+                let bytes = std::fs::read(path).map_err(|e| {
+                    at(
+                        lines.of(l),
+                        "site.logo",
+                        &format!("cannot read {}: {e}", path.display()),
+                    )
+                })?;
+                if too_big {
+                    return Err(at(lines.of(l), "site.logo", "larger than 256 KiB"));
+                }
+                Some((bytes, kind))
+            }
+        };
+        let help_url = match &s.help_url {
+            None => None,
+            Some(u) if is_link(u.get_ref()) => Some(u.get_ref().clone()),
+            Some(u) => return Err(at(lines.of(u), "site.help_url", "not a URL (https://...)")),
+        };
+        let (timezone, timezone_name) = match &s.timezone {
+            None => (jiff::tz::TimeZone::system(), "the system's".to_owned()),
+            Some(z) => {
+                let tz = jiff::tz::TimeZone::get(z.get_ref()).map_err(|e| {
+                    at(
+                        lines.of(z),
+                        "site.timezone",
+                        &format!(
+                            "{:?} is not a time zone of the system's tz database (like \
+                             \"Asia/Tokyo\" or \"Europe/Berlin\"): {e}",
+                            z.get_ref()
+                        ),
+                    )
+                })?;
+                (tz, z.get_ref().clone())
+            }
+        };
+        let locales = match &s.locales {
+            None => None,
+            Some(d) if Path::new(d.get_ref()).is_dir() => Some(PathBuf::from(d.get_ref())),
+            Some(d) => {
+                return Err(at(
+                    lines.of(d),
+                    "site.locales",
+                    &format!("{} is not a directory", d.get_ref()),
+                ));
+            }
+        };
+        let default_language = match &s.default_language {
+            None => "en".to_owned(),
+            Some(l) => {
+                if l.get_ref()
+                    .parse::<fluent_templates::LanguageIdentifier>()
+                    .is_err()
+                {
+                    return Err(at(
+                        lines.of(l),
+                        "site.default_language",
+                        "not a language tag like \"ja\"",
+                    ));
+                }
+                l.get_ref().clone()
+            }
+        };
+        let address = match &s.address {
+            None => None,
+            Some(a) => {
+                let example = a.get_ref().replace("{user}", "alice");
+                if !a.get_ref().contains("{user}") || example.parse::<lettre::Address>().is_err() {
+                    return Err(at(
+                        lines.of(a),
+                        "site.address",
+                        "a mail address with {user} in it, e.g. \"{user}@example.org\"",
+                    ));
+                }
+                Some(a.get_ref().clone())
+            }
+        };
+        let imap = s
+            .imap
+            .as_ref()
+            .map(|r| Self::server(r, "site.imap", 993, lines, at))
+            .transpose()?;
+        let smtp = s
+            .smtp
+            .as_ref()
+            .map(|r| Self::server(r, "site.smtp", 587, lines, at))
+            .transpose()?;
+        Ok(Site {
+            title,
+            logo,
+            help_url,
+            timezone,
+            timezone_name,
+            locales,
+            default_language,
+            address,
+            imap,
+            smtp,
+        })
+    }
+
+    /// Is `ip` one of the proxies in front of the one that connects?
     #[must_use]
     pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
@@ -408,14 +924,16 @@ mod tests {
         WebConfig::parse(Path::new("/etc/apppw/web.toml"), text)
     }
 
+    fn err(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
     #[test]
-    fn header_mode_with_defaults() {
-        let c = parse("trusted_proxies = [\"127.0.0.1\", \"::1\"]\n[signin]\nmode = \"header\"\n")
-            .unwrap();
-        assert_eq!(c.listen, "127.0.0.1:8080".parse().unwrap());
-        assert!(c.is_trusted_proxy("127.0.0.1".parse().unwrap()));
-        assert!(c.is_trusted_proxy("::ffff:127.0.0.1".parse().unwrap()));
-        assert!(!c.is_trusted_proxy("127.0.0.2".parse().unwrap()));
+    fn header_mode_with_defaults_listens_on_a_unix_socket() {
+        let c = parse("[signin]\nmode = \"header\"\n").unwrap();
+        assert_eq!(c.listen, Listen::Unix(DEFAULT_SOCKET.into()));
+        assert_eq!(c.socket_mode, 0o660);
+        assert!(c.proxy_secret.is_none());
         assert_eq!(
             c.signin,
             SignIn::Header {
@@ -426,6 +944,8 @@ mod tests {
         assert!(c.session.secure_cookie);
         assert_eq!(c.session.idle, Duration::from_secs(900));
         assert!(c.notify.is_none());
+        assert_eq!(c.site.default_language, "en");
+        assert!(c.site.imap.is_none());
     }
 
     #[test]
@@ -441,36 +961,95 @@ mod tests {
     }
 
     #[test]
-    fn mistakes_are_reported_with_the_key() {
-        let e = parse("[signin]\nmode = \"header\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("trusted_proxies"), "{e}");
-        let e = parse("[signin]\nmode = \"pam\"\nheader = \"X-User\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("signin.header"), "{e}");
-        let e = parse("[signin]\nmode = \"pam\"\n[session]\nidle = 5\n")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("line 4") && e.contains("idle"), "{e}");
-        let e = parse("trusted_proxies = [\"proxy.example.org\"]\n[signin]\nmode = \"pam\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("trusted_proxies"), "{e}");
-        let e = parse("language = \"tlh\"\n[signin]\nmode = \"pam\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("language") && e.contains("en, ja"), "{e}");
-        let ja = parse("language = \"ja\"\n[signin]\nmode = \"pam\"\n").unwrap();
-        assert_eq!(ja.strings.lang, "ja");
-        assert_eq!(
-            parse("[signin]\nmode = \"pam\"\n").unwrap().strings.lang,
-            "en"
+    fn tcp_needs_loopback_and_the_proxy_secret() {
+        let e = err("listen = \"127.0.0.1:8080\"\n[signin]\nmode = \"header\"\n");
+        assert!(e.contains("secret_file"), "{e}");
+        let e = err("listen = \"0.0.0.0:8080\"\n[signin]\nmode = \"header\"\n");
+        assert!(e.contains("line 1") && e.contains("loopback"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("s");
+        std::fs::write(&secret, "short\n").unwrap();
+        let text = format!(
+            "listen = \"127.0.0.1:8080\"\n[proxy]\nsecret_file = \"{}\"\n[signin]\nmode = \"header\"\n",
+            secret.display()
         );
-        let e = parse("[signin]\nmode = \"pam\"\n[notify]\nfrom = \"a@b\"\nto = \"x\\ny@z\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("notify"), "{e}");
+        let e = err(&text);
+        assert!(e.contains("line 3") && e.contains("at least 32"), "{e}");
+        std::fs::write(&secret, format!("{}\n", "a1".repeat(32))).unwrap();
+        let c = parse(&text).unwrap();
+        assert_eq!(c.listen, Listen::Tcp("127.0.0.1:8080".parse().unwrap()));
+        let s = c.proxy_secret.unwrap();
+        assert_eq!(s.header, "X-Apppw-Proxy-Secret");
+        assert_eq!(s.value.len(), 64);
+        assert!(
+            !format!("{s:?}").contains("a1a1"),
+            "the secret is not in Debug"
+        );
+    }
+
+    #[test]
+    fn mistakes_are_reported_with_line_and_key() {
+        let e = err("[signin]\nmode = \"pam\"\nheader = \"X-User\"\n");
+        assert!(e.contains("line 3") && e.contains("signin.header"), "{e}");
+        let e = err("[signin]\nmode = \"pam\"\n[session]\nidle = 5\n");
+        assert!(e.contains("line 4") && e.contains("idle"), "{e}");
+        let e = err("trusted_proxies = [\"proxy.example.org\"]\n[signin]\nmode = \"pam\"\n");
+        assert!(e.contains("line 1") && e.contains("trusted_proxies"), "{e}");
+        let e = err("[signin]\nmode = \"pam\"\n[session]\nidle_timeout_minutes = 0\n");
+        assert!(
+            e.contains("line 4") && e.contains("idle_timeout_minutes"),
+            "{e}"
+        );
+        let e = err("[signin]\nmode = \"pam\"\n[notify]\nfrom = \"a@b\"\nto = \"x\\ny@z\"\n");
+        assert!(e.contains("line 5") && e.contains("notify.to"), "{e}");
+        let e = err(
+            "[signin]\nmode = \"pam\"\n[notify]\nsendmail = \"/usr/sbin/sendmail\"\nfrom = \"a@b\"\nto = \"{user}@b\"\n",
+        );
+        assert!(e.contains("line 4") && e.contains("smtp"), "{e}");
+        let e = err("[signin]\nmode = \"pam\"\n[site]\ntimezone = \"Mars/Olympus\"\n");
+        assert!(e.contains("line 4") && e.contains("site.timezone"), "{e}");
+        let e = err("[signin]\nmode = \"pam\"\n[site]\nhelp_url = \"javascript:alert(1)\"\n");
+        assert!(e.contains("line 4") && e.contains("site.help_url"), "{e}");
+        let e = err("language = \"ja\"\n[signin]\nmode = \"pam\"\n");
+        assert!(
+            e.contains("line 1") && e.contains("default_language"),
+            "{e}"
+        );
+        let e = err("socket_mode = \"0666\"\n[signin]\nmode = \"pam\"\n");
+        assert!(e.contains("line 1") && e.contains("socket_mode"), "{e}");
+        let e = err(
+            "[signin]\nmode = \"pam\"\n[site.imap]\nhost = \"imap.example.org\"\nsecurity = \"none\"\n",
+        );
+        assert!(
+            e.contains("line 5") && e.contains("site.imap.security"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn site_settings() {
+        let c = parse(
+            "[signin]\nmode = \"header\"\n[site]\ntimezone = \"Asia/Tokyo\"\n\
+             address = \"{user}@example.org\"\n[site.imap]\nhost = \"imap.example.org\"\n\
+             [site.smtp]\nhost = \"smtp.example.org\"\n[notify]\n\
+             from = \"アプリパスワード <noreply@example.org>\"\nto = \"{user}@example.org\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.site.timezone_name, "Asia/Tokyo");
+        assert_eq!(
+            c.site.imap,
+            Some(Server {
+                host: "imap.example.org".into(),
+                port: 993,
+                security: Security::Tls
+            })
+        );
+        assert_eq!(
+            c.site.smtp.as_ref().map(|s| (s.port, s.security)),
+            Some((587, Security::StartTls))
+        );
+        let n = c.notify.unwrap();
+        assert_eq!((n.smtp_host.as_str(), n.smtp_port), ("localhost", 25));
+        assert_eq!(n.from.name.as_deref(), Some("アプリパスワード"));
     }
 }

@@ -19,15 +19,46 @@ pub enum LabelError {
     Empty,
     /// Too long or with control characters.
     Invalid,
+    /// With a character that is invisible or changes the direction of the text around it
+    /// (the first one found).
+    Invisible(char),
 }
 
-/// Labels: non-blank, at most 64 characters, no control characters.
+/// A character a label must not contain although it is no control character: one that
+/// shows nothing or reorders what is around it. A label is shown in the web page, the CLI's
+/// table and notification mails; `U+202E` would make "phone" read "enohp" there, and a
+/// zero-width space would make two labels that look the same.
+///
+/// Refused: format characters (`Cf`: the bidi embeddings, overrides and isolates, zero-width
+/// space and joiners, the word joiner, invisible operators, the byte order mark, soft hyphen,
+/// tag characters...), line and paragraph separators, private-use and unassigned code points,
+/// and the letters and marks that draw nothing (Hangul fillers, the combining grapheme joiner,
+/// the braille blank, variation selectors' lookalikes aside). The categories come from the
+/// Unicode tables of `unicode-properties`.
+#[must_use]
+pub fn is_invisible(c: char) -> bool {
+    use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory};
+    matches!(
+        c.general_category(),
+        G::Format | G::LineSeparator | G::ParagraphSeparator | G::PrivateUse | G::Unassigned
+    ) || matches!(
+        c,
+        '\u{034f}' | '\u{115f}' | '\u{1160}' | '\u{17b4}' | '\u{17b5}' | '\u{180b}'
+            ..='\u{180f}' | '\u{2800}' | '\u{3164}' | '\u{ffa0}'
+    )
+}
+
+/// Labels: non-blank, at most 64 characters, no control characters, nothing invisible or
+/// direction-changing ([`is_invisible`]). One rule for every front-end.
 pub fn check_label(label: &str) -> Result<(), LabelError> {
     if label.trim().is_empty() {
         return Err(LabelError::Empty);
     }
     if label.chars().count() > MAX_LABEL_CHARS || label.chars().any(char::is_control) {
         return Err(LabelError::Invalid);
+    }
+    if let Some(c) = label.chars().find(|&c| is_invisible(c)) {
+        return Err(LabelError::Invisible(c));
     }
     Ok(())
 }
@@ -147,5 +178,37 @@ mod tests {
         assert_eq!(check_label(&"é".repeat(65)), Err(LabelError::Invalid));
         assert_eq!(check_label(&"é".repeat(64)), Ok(()));
         assert_eq!(check_label("Thunderbird <home>"), Ok(()));
+    }
+
+    #[test]
+    fn labels_with_invisible_or_reordering_characters_are_refused() {
+        for (label, c) in [
+            ("phone\u{202e}LTR", '\u{202e}'),
+            ("\u{2066}phone\u{2069}", '\u{2066}'),
+            ("pho\u{200b}ne", '\u{200b}'),
+            ("pho\u{200d}ne", '\u{200d}'),
+            ("\u{feff}phone", '\u{feff}'),
+            ("pho\u{00ad}ne", '\u{00ad}'),
+            ("phone\u{2028}", '\u{2028}'),
+            ("phone\u{e000}", '\u{e000}'),
+            ("ph\u{3164}one", '\u{3164}'),
+            ("phone\u{e0041}", '\u{e0041}'),
+        ] {
+            assert_eq!(
+                check_label(label),
+                Err(LabelError::Invisible(c)),
+                "{label:?}"
+            );
+        }
+        for fine in [
+            "iPhone 15",
+            "自宅の Thunderbird（書斎）",
+            "Ноутбук",
+            "تلفن",
+            "ﾉｰﾄ",
+            "é\u{301}",
+        ] {
+            assert_eq!(check_label(fine), Ok(()), "{fine:?}");
+        }
     }
 }

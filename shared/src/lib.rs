@@ -11,6 +11,7 @@
 //! - [`argon2id`]: the Argon2id computation itself, vectorised (AVX2) and checked against the
 //!   `argon2` crate;
 //! - [`store`]: the SQLite database and its migrations;
+//! - [`timefmt`]: RFC 3339 times and expiry arguments, on `jiff`;
 //! - [`issue`]: creating an app password (validation, generation, hashing, insertion);
 //! - [`verify`]: **why a login was accepted or refused** — the one decision;
 //! - [`audit`]: the syslog line written for each decision;

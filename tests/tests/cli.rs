@@ -109,6 +109,21 @@ fn list_shows_metadata_never_secrets() {
 }
 
 #[test]
+fn labels_with_invisible_or_direction_characters_are_refused() {
+    let env = TestEnv::new("");
+    for label in ["phone\u{202e}LTR", "pho\u{200b}ne"] {
+        let out = env.apppw(&["create", "alice", label], "");
+        assert_eq!(code(&out), 1, "{label:?}: {}", stdout(&out));
+        assert!(
+            stderr(&out).contains("invisible or text-direction character"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    assert!(stdout(&env.apppw(&["list", "--json"], "")).contains("[]"));
+}
+
+#[test]
 fn duplicate_label_and_unknown_label_fail_with_status_1() {
     let env = TestEnv::new("");
     env.create("alice", "phone", &[]);

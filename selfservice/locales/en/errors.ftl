@@ -1,0 +1,15 @@
+refused-heading = Request refused
+cross-site-text = This form was sent from another web site and has been refused. Open the app passwords page directly.
+not-found-heading = Not found
+not-found-text = There is no such page or app password.
+forbidden-heading = Access refused
+bad-user-text = The sign-in service sent a user name this page cannot accept. Contact the IT service desk.
+not-via-proxy-text = This page can be reached only through the university's web server.
+error-heading = Something went wrong
+error-text = Your app passwords cannot be managed right now. Try again later; if it keeps failing, contact the IT service desk.
+too-large-heading = Request too large
+too-large-text = What was sent is larger than any form of this page. Go back and try again.
+method-heading = Not possible here
+method-text = This page cannot handle that kind of request.
+timeout-heading = Took too long
+timeout-text = The request took too long. Try again.

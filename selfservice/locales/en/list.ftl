@@ -1,0 +1,23 @@
+list-heading = Your app passwords
+list-intro = Mail apps that cannot do multi-factor sign-in ({ -outlook }, { -thunderbird }, { -apple-mail }, phones) need an app password instead of your normal password. Create one for each device, and delete it when you stop using the device.
+list-empty = You have no app passwords yet.
+create-link = Create an app password
+created-label = Created
+last-used-label = Last used
+never-used = Never
+# Where and how an app password was last used.
+last-used-where = from { $ip } ({ $place })
+last-used-via = via { $service }
+on-campus = campus network
+off-campus = outside the campus network
+expires-label = Expires
+never-expires = Never
+expired-badge = Expired
+services-label = Services
+all-services = All
+delete-button = Delete
+service-imap = IMAP: reading mail
+service-pop3 = POP3: downloading mail
+service-smtp = SMTP: sending mail
+service-submission = Submission: sending mail
+service-sieve = Sieve: mail filters

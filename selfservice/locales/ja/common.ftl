@@ -1,0 +1,10 @@
+language-name = 日本語
+app-title = アプリパスワード
+datetime-format = %Y年%-m月%-d日 %H:%M %Z
+signed-in-as = { $user } でサインイン中
+sign-out = サインアウト
+help-link = ヘルプ
+language-switch = 言語
+error-summary = 入力内容に問題があります
+cancel = キャンセル
+back-to-list = アプリパスワード一覧に戻る
