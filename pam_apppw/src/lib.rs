@@ -16,6 +16,7 @@
 //! | no app password, client off campus              | `PAM_AUTH_ERR`         | refused                  |
 //! | database unusable, client off campus            | `PAM_AUTHINFO_UNAVAIL` | refused                  |
 //! | bad module argument, config unreadable/invalid  | `PAM_SERVICE_ERR`      | refused, normal password too |
+//! | Argon2 self-test failed (`apppw::hash`)         | `PAM_SERVICE_ERR`      | refused, normal password too |
 //!
 //! Every decision is one `authpriv` line, e.g.
 //! `pam_apppw(imap:auth): service=imap user=alice rhost=203.0.113.9 result=accepted reason=app-password label=phone`.
@@ -124,6 +125,15 @@ pub fn authenticate(pam: &mut impl Pam, args: &[&CStr]) -> PamResultCode {
         kdf,
         store: store.into_kept(),
     });
+    // The Argon2 known-answer test failed in this process: no Argon2 result can be trusted
+    // (the attempt was not accepted), and the normal password must not be tried either.
+    if let Some(why) = apppw::hash::self_test_failure() {
+        pam.warn(
+            &prefix,
+            &format!("{why}; every password is refused until the library is fixed"),
+        );
+        return PamResultCode::PAM_SERVICE_ERR;
+    }
 
     let (result, reason) = verdict.decision.audit_fields();
     let (label, detail) = match &verdict.decision {
