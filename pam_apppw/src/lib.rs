@@ -23,9 +23,10 @@
 //!
 //! The module is linked with `-z nodelete`, so a long-lived host (Dovecot's auth worker, which
 //! runs `pam_start`..`pam_end` for every login) loads it once. Between two calls in the same
-//! process it keeps two things ([`Kept`]): the Argon2 working memory, which is then warm (no
-//! page faults, no zeroing by the kernel), and the open database connection, reused only while
-//! the config still names it and, for SQLite, the file has not been replaced. The config is
+//! process it keeps two things ([`Kept`]): the open database connection, reused only while the
+//! config still names it and, for SQLite, the file has not been replaced, and the KDF (which
+//! holds working memory only for hashes that the `argon2` crate computes; libsodium allocates
+//! its own in every call). The config is
 //! read again at every call, so edits take effect at the next login. A host that forks gets a
 //! fresh state in the child.
 
@@ -169,7 +170,7 @@ pub fn authenticate(pam: &mut impl Pam, args: &[&CStr]) -> PamResultCode {
 struct Kept {
     /// The process that made it: a forked child must not use its parent's connection.
     pid: u32,
-    /// Argon2 working memory (allocated at the first verification, reused after).
+    /// The KDF (the `argon2` crate's working memory, if a hash needed it, wiped but kept).
     kdf: Argon2Kdf,
     /// The database connection of the last attempt, if it ended without a store error.
     store: Option<Store>,
