@@ -246,56 +246,58 @@ pub fn section(n: usize, seconds: f64, clients: &[usize], r: &mut Results) -> Re
         "libargon2",
     ];
     let mut t: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     for i in 0..n + 2 {
         let mut row = Vec::new();
         // libsodium direct.
-        let s = Instant::now();
+        let s = Clock::start();
         let out = libsodium(SALT)?;
-        row.push(ms_since(s));
+        row.push(s.stop());
         check("libsodium", &out, &expect)?;
         // apppw: Argon2Kdf::verify on a p=1, 16-byte-salt hash (libsodium).
-        let s = Instant::now();
+        let s = Clock::start();
         let ok = kdf.verify(&stored, PASSWORD).map_err(|e| e.to_string())?;
-        row.push(ms_since(s));
+        row.push(s.stop());
         if !ok {
             return Err("apppw: verification failed".into());
         }
         // apppw's crate path (20-byte salt): warm memory, wiped after.
-        let s = Instant::now();
+        let s = Clock::start();
         let ok = kdf20
             .verify(&stored20, PASSWORD)
             .map_err(|e| e.to_string())?;
-        row.push(ms_since(s));
+        row.push(s.stop());
         if !ok {
             return Err("apppw (crate path): verification failed".into());
         }
         // The crate on warm huge-page memory, no wipe; then the wipe alone.
-        let s = Instant::now();
+        let s = Clock::start();
         let out = with_crate(warm.for_computation(blocks), SALT)?;
-        row.push(ms_since(s));
+        row.push(s.stop());
         check("argon2 crate", &out, &expect)?;
-        let s = Instant::now();
+        let s = Clock::start();
         warm.wipe();
-        row.push(ms_since(s));
+        row.push(s.stop());
         // What libsodium does for memory in every call, alone.
-        let s = Instant::now();
+        let s = Clock::start();
         mem::populate_and_unmap(blocks * argon2::Block::SIZE).ok_or("mmap failed")?;
-        row.push(ms_since(s));
+        row.push(s.stop());
         // rust-argon2.
-        let s = Instant::now();
+        let s = Clock::start();
         let out = rust_argon2()?;
-        row.push(ms_since(s));
+        row.push(s.stop());
         check("rust-argon2", &out, &expect)?;
         // libargon2.
         if let Ok(f) = &argon2lib {
-            let s = Instant::now();
+            let s = Clock::start();
             let out = libargon2(*f)?;
-            row.push(ms_since(s));
+            row.push(s.stop());
             check("libargon2", &out, &expect)?;
         }
         if i >= 2 {
-            for (k, v) in row.into_iter().enumerate() {
-                t[k].push(v);
+            for (k, (wall, thread)) in row.into_iter().enumerate() {
+                t[k].push(wall);
+                cpu[k].push(thread);
             }
         }
     }
@@ -352,6 +354,36 @@ pub fn section(n: usize, seconds: f64, clients: &[usize], r: &mut Results) -> Re
             }
         }
         r.add("4", key, &what, &t[k], note);
+    }
+    // The same rows in CPU time of the measuring thread (user + system, so libsodium's page
+    // faults count): on a machine shared with other work, wall time also counts the time the
+    // thread waited for a core.
+    let cpu_rows: [(&'static str, &str); 8] = [
+        ("cpu_sodium", "libsodium, warm process"),
+        ("cpu_warm", "apppw `Argon2Kdf::verify`, libsodium path"),
+        (
+            "cpu_apppw_crate",
+            "apppw `Argon2Kdf::verify`, argon2 crate path (wiped)",
+        ),
+        (
+            "cpu_crate_warm",
+            "argon2 crate, warm huge-page memory, no wipe",
+        ),
+        ("cpu_wipe", "wipe of 19 MiB (explicit_bzero)"),
+        ("cpu_sodium_mem", "mmap(MAP_POPULATE) + munmap of 19 MiB"),
+        ("cpu_rust_argon2", "rust-argon2 3.0"),
+        ("cpu_libargon2", "libargon2 (reference C)"),
+    ];
+    for (k, (key, what)) in cpu_rows.into_iter().enumerate() {
+        if !cpu[k].is_empty() {
+            r.add(
+                "4",
+                key,
+                &format!("CPU time: {what}"),
+                &cpu[k],
+                "thread CPU time, same iterations",
+            );
+        }
     }
 
     // Fresh memory in a warm process, one block per variant (not interleaved: unmapping 4 KiB
@@ -469,6 +501,36 @@ pub fn section(n: usize, seconds: f64, clients: &[usize], r: &mut Results) -> Re
         failed: 0,
     });
     Ok(())
+}
+
+/// Wall time and the calling thread's CPU time (CLOCK_THREAD_CPUTIME_ID) of one measurement.
+struct Clock {
+    wall: Instant,
+    cpu: f64,
+}
+
+impl Clock {
+    fn start() -> Clock {
+        Clock {
+            wall: Instant::now(),
+            cpu: thread_cpu_ms(),
+        }
+    }
+
+    /// (wall ms, CPU ms) since `start`.
+    fn stop(self) -> (f64, f64) {
+        (ms_since(self.wall), thread_cpu_ms() - self.cpu)
+    }
+}
+
+fn thread_cpu_ms() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into the valid, exclusive `ts`.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 * 1e3 + ts.tv_nsec as f64 / 1e6
 }
 
 fn check(name: &str, got: &[u8; 32], expect: &[u8; 32]) -> Res<()> {
