@@ -442,13 +442,7 @@ fn library(n: usize, db: &Db, r: &mut Results) -> Res<()> {
         }
     }
     for ((key, what, _, _), v) in cases.iter().zip(&samples) {
-        r.add(
-            "lib",
-            key,
-            what,
-            v,
-            "in-process, fresh store + fresh Argon2 memory",
-        );
+        r.add("lib", key, what, v, "in-process, fresh store and KDF");
     }
 
     // What the resident PAM module does: the store and the Argon2 memory of the previous
@@ -489,14 +483,14 @@ fn library(n: usize, db: &Db, r: &mut Results) -> Res<()> {
     r.add(
         "lib",
         "lib_bare_interleaved",
-        "bare Argon2id verify, warm memory, interleaved with the row below",
+        "bare Argon2id verify, warm process, interleaved with the row below",
         &t_bare,
         "in-process",
     );
     r.add(
         "lib",
         "lib_verify_ok_kept",
-        "verify(): correct app password, kept store + warm Argon2 memory",
+        "verify(): correct app password, kept store and KDF",
         &t_kept,
         "in-process, as the resident PAM module",
     );
@@ -1009,8 +1003,8 @@ fn pam_rows(
     let per = n.div_ceil(chunks);
     let mut samples = vec![Vec::new(); cases.len()];
     let mut broken: Vec<Option<String>> = vec![None; cases.len()];
-    // Bare verifications on warm memory between the chunks, so the PAM module's overhead is
-    // taken against an Argon2 timed under the same conditions.
+    // Bare verifications in this warm process between the chunks, so the overhead of the PAM
+    // module is taken against an Argon2 timed under the same conditions.
     let app = setup::letters(&db.password);
     let stored = apppw::store::Store::open_for_login(&db.path)?
         .lookup("alice", &app[..4])?
@@ -1047,7 +1041,7 @@ fn pam_rows(
     r.add(
         "2",
         "pam_bare",
-        "bare Argon2id verify, warm memory, interleaved with the PAM rows",
+        "bare Argon2id verify, warm process, interleaved with the PAM rows",
         &t_bare,
         "in-process, the harness's reference",
     );
