@@ -28,8 +28,9 @@ use base64ct::{Base64Unpadded, Encoding};
 use std::sync::OnceLock;
 use zeroize::Zeroizing;
 
-/// Salt length for new hashes (bytes).
+/// Salt length for new hashes (bytes): libsodium's, so that new hashes go to libsodium.
 pub const SALT_LEN: usize = 16;
+const _: () = assert!(SALT_LEN == sodium::SALT_LEN);
 /// Hash output length (bytes).
 pub const OUTPUT_LEN: usize = 32;
 
