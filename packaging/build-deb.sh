@@ -113,7 +113,7 @@ if command -v dpkg-shlibdeps >/dev/null; then
     "$pkg/usr/bin/apppw" "$pkg/usr/lib/apppw/apppw-checkpassword" "$pamdir/pam_apppw.so" \
     2>/dev/null | sed -n 's/^shlibs:Depends=//p')" || shlibs=""
 fi
-[ -n "$shlibs" ] || shlibs="libc6 (>= 2.34), libgcc-s1 (>= 4.2), libpam0g (>= 0.99.7.1), libssl3 (>= 3.0.0)"
+[ -n "$shlibs" ] || shlibs="libc6 (>= 2.34), libgcc-s1 (>= 4.2), libpam0g (>= 0.99.7.1), libsodium23 (>= 1.0.18), libssl3 (>= 3.0.0)"
 depends="$shlibs, adduser"
 
 installed_size="$(du -sk --apparent-size --exclude=DEBIAN "$pkg" | cut -f1)"

@@ -6,6 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential pkg-config libpam0g-dev   # building the PAM module and the PAM client
   libssl-dev openssl                        # TLS to PostgreSQL; test certificates
+  libsodium-dev                             # Argon2id (linked dynamically: libsodium23)
   dovecot-core dovecot-imapd                # the real Dovecot the tests start
   pamtester libpam-wrapper                  # real PAM stacks without touching /etc/pam.d
   postfix swaks                             # SMTP AUTH through Dovecot SASL

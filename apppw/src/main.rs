@@ -471,6 +471,9 @@ fn verify_stdin(config: &Config, user: &str, ip: &str, service: Option<&str>) ->
         &req,
         Record::DryRun,
     );
+    if let Some(why) = apppw::hash::self_test_failure() {
+        return Err(Failure(Some(why)));
+    }
     let (result, reason) = verdict.decision.audit_fields();
     let detail = match &verdict.decision {
         Decision::Accepted { id, label } => format!(" (app password {label:?}, id {id})"),

@@ -9,13 +9,15 @@
 //! 2. `pam_apppw.so` per `pam_authenticate` in a long-lived process (`pam_bench.c` under
 //!    pam_wrapper), against `pam_permit.so` in the same harness;
 //! 3. peers: Dovecot `passwd-file` with `{ARGON2ID}`, `pam_unix`;
-//! 4. one bare Argon2id verification (warm memory, fresh huge-page mapping, fresh heap);
+//! 4. one Argon2id computation by each candidate implementation (libsodium, the `argon2`
+//!    crate, rust-argon2, libargon2), warm, with fresh memory and in fresh processes;
 //! 5. concurrent logins through a real Dovecot auth socket;
 //! 6. scaling with app passwords per user and users per database.
 //!
 //! With `--pg-url` / `--pg-socket-url` (a throwaway PostgreSQL cluster that `run.sh` starts),
 //! sections 1, 2 and `lib` also time the store on PostgreSQL, over TCP and the unix socket.
 
+mod argon;
 mod dovecot;
 mod exec;
 mod mem;
@@ -94,6 +96,18 @@ impl Opts {
 }
 
 fn main() -> ExitCode {
+    // `--argon-once IMPL [STORED]`: one Argon2 computation in a fresh process (section 4).
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--argon-once") {
+        let which = args.get(2).map_or("", String::as_str);
+        return match argon::once(which, args.get(3).map(String::as_str)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("apppw-bench --argon-once: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let opts = Opts::parse();
     match run(&opts) {
         Ok(()) => ExitCode::SUCCESS,
@@ -153,7 +167,15 @@ fn run(o: &Opts) -> Res<()> {
 
     let mut r = Results::default();
     if o.wants("argon") {
-        bare_argon2(o, n, &dbs.one, &mut r)?;
+        argon::section(n, o.seconds, &o.clients, &mut r)?;
+        for bin in ["libpam_apppw.so", "apppw-checkpassword"] {
+            let verdict = match argon::links_libsodium(&o.bin_dir.join(bin)) {
+                Some(true) => "links libsodium dynamically (ldd)",
+                Some(false) => "does **not** link libsodium dynamically (ldd)",
+                None => "could not be checked with ldd",
+            };
+            r.notes.push(format!("{bin} {verdict}."));
+        }
     }
     if o.wants("lib") {
         library(n, &dbs.one, &mut r)?;
@@ -216,166 +238,6 @@ fn run(o: &Opts) -> Res<()> {
         }
     );
     Ok(())
-}
-
-/// Section 4: one bare Argon2id verification.
-fn bare_argon2(o: &Opts, n: usize, db: &Db, r: &mut Results) -> Res<()> {
-    progress("bare Argon2id");
-    let pw = setup::letters(&db.password);
-    let stored = setup::hash(pw.as_bytes())?;
-    let phc = apppw::hash::Phc::parse(&stored).map_err(|e| e.to_string())?;
-    let p = Params::default();
-    let a2 = argon2::Argon2::new(
-        argon2::Algorithm::Argon2id,
-        argon2::Version::V0x13,
-        argon2::Params::new(p.memory_kib, p.iterations, p.parallelism, Some(32))
-            .map_err(|e| e.to_string())?,
-    );
-    let blocks = a2.params().block_count();
-    // One block per variant (not interleaved): unmapping 4 KiB-page memory between huge-page
-    // verifications fragments free memory and makes the next huge-page faults compact it.
-    let mut warm = Argon2Kdf::new();
-    let mut t_warm = Vec::new();
-    for i in 0..n + 2 {
-        let t = Instant::now();
-        let ok = warm
-            .verify(&stored, pw.as_bytes())
-            .map_err(|e| e.to_string())?;
-        let ms = ms_since(t);
-        if !ok {
-            return Err("bare Argon2 verification did not match".into());
-        }
-        if i >= 2 {
-            t_warm.push(ms);
-        }
-    }
-    drop(warm);
-    let mut t_fresh = Vec::new();
-    for i in 0..n + 2 {
-        let t = Instant::now();
-        let ok = Argon2Kdf::new()
-            .verify(&stored, pw.as_bytes())
-            .map_err(|e| e.to_string())?;
-        let ms = ms_since(t);
-        if !ok {
-            return Err("bare Argon2 verification did not match".into());
-        }
-        if i >= 2 {
-            t_fresh.push(ms);
-        }
-    }
-    let mut t_heap = Vec::new();
-    for i in 0..n + 2 {
-        let t = Instant::now();
-        let mut mem = mem::SmallPages::new(blocks).ok_or("mmap failed")?;
-        let mut out = [0u8; 32];
-        apppw::argon2id::hash_into(
-            p.memory_kib,
-            p.iterations,
-            p.parallelism,
-            pw.as_bytes(),
-            &phc.salt,
-            &mut out,
-            mem.as_mut_slice(),
-        )
-        .map_err(|e| e.to_string())?;
-        drop(mem);
-        let ms = ms_since(t);
-        if out[..] != phc.hash[..] {
-            return Err("bare Argon2 verification did not match".into());
-        }
-        if i >= 2 {
-            t_heap.push(ms);
-        }
-    }
-    // The `argon2` crate, which `apppw::argon2id` is tested against, on the same warm memory.
-    let mut crate_mem = vec![argon2::Block::new(); blocks];
-    let mut t_crate = Vec::new();
-    for i in 0..n + 2 {
-        let t = Instant::now();
-        let mut out = [0u8; 32];
-        a2.hash_password_into_with_memory(pw.as_bytes(), &phc.salt, &mut out, &mut crate_mem)
-            .map_err(|e| e.to_string())?;
-        let ms = ms_since(t);
-        if out[..] != phc.hash[..] {
-            return Err("the argon2 crate's verification did not match".into());
-        }
-        if i >= 2 {
-            t_crate.push(ms);
-        }
-    }
-    drop(crate_mem);
-    r.add(
-        "4",
-        "argon_crate",
-        "for comparison: the `argon2` 0.6 crate, warm memory",
-        &t_crate,
-        "the implementation apppw used before `argon2id`",
-    );
-    r.add(
-        "4",
-        "argon_warm",
-        "bare Argon2id verify, warm memory (reused buffer)",
-        &t_warm,
-        "the physical limit per attempt",
-    );
-    r.add(
-        "4",
-        "argon_fresh",
-        "bare Argon2id verify, fresh huge-page mapping",
-        &t_fresh,
-        "what a new process pays (hugemem.rs)",
-    );
-    r.add(
-        "4",
-        "argon_heap",
-        "bare Argon2id verify, fresh 4 KiB-page mapping",
-        &t_heap,
-        "for comparison: default allocator in a new process",
-    );
-
-    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
-    r.values.insert("cores", cores as f64);
-    let mut levels = vec![cores];
-    levels.extend(o.clients.iter().copied().filter(|&c| c > 0 && c != cores));
-    for threads in levels {
-        let (total, rate) = parallel_argon2(&stored, &pw, threads, o.seconds);
-        if threads == cores {
-            r.values.insert("argon_parallel_rate", rate);
-        }
-        r.throughput.push(ThroughputRow {
-            what: "(bare Argon2id in-process, warm memory per thread)",
-            clients: threads,
-            per_second: rate,
-            latency: None,
-            ok: total,
-            failed: 0,
-        });
-    }
-    Ok(())
-}
-
-/// `threads` threads verifying for `seconds`, each with its own warm memory: (count, per second).
-fn parallel_argon2(stored: &str, pw: &str, threads: usize, seconds: f64) -> (usize, f64) {
-    let start = Instant::now();
-    let handles: Vec<_> = (0..threads)
-        .map(|_| {
-            let stored = stored.to_owned();
-            let pw = pw.to_owned();
-            std::thread::spawn(move || {
-                let mut kdf = Argon2Kdf::new();
-                let mut count = 0usize;
-                while start.elapsed().as_secs_f64() < seconds {
-                    if kdf.verify(&stored, pw.as_bytes()) == Ok(true) {
-                        count += 1;
-                    }
-                }
-                count
-            })
-        })
-        .collect();
-    let total: usize = handles.into_iter().map(|h| h.join().unwrap_or(0)).sum();
-    (total, total as f64 / start.elapsed().as_secs_f64())
 }
 
 /// The store work of one successful and one failed login, each on a new connection:
@@ -580,13 +442,7 @@ fn library(n: usize, db: &Db, r: &mut Results) -> Res<()> {
         }
     }
     for ((key, what, _, _), v) in cases.iter().zip(&samples) {
-        r.add(
-            "lib",
-            key,
-            what,
-            v,
-            "in-process, fresh store + fresh Argon2 memory",
-        );
+        r.add("lib", key, what, v, "in-process, fresh store and KDF");
     }
 
     // What the resident PAM module does: the store and the Argon2 memory of the previous
@@ -627,14 +483,14 @@ fn library(n: usize, db: &Db, r: &mut Results) -> Res<()> {
     r.add(
         "lib",
         "lib_bare_interleaved",
-        "bare Argon2id verify, warm memory, interleaved with the row below",
+        "bare Argon2id verify, warm process, interleaved with the row below",
         &t_bare,
         "in-process",
     );
     r.add(
         "lib",
         "lib_verify_ok_kept",
-        "verify(): correct app password, kept store + warm Argon2 memory",
+        "verify(): correct app password, kept store and KDF",
         &t_kept,
         "in-process, as the resident PAM module",
     );
@@ -1147,8 +1003,8 @@ fn pam_rows(
     let per = n.div_ceil(chunks);
     let mut samples = vec![Vec::new(); cases.len()];
     let mut broken: Vec<Option<String>> = vec![None; cases.len()];
-    // Bare verifications on warm memory between the chunks, so the PAM module's overhead is
-    // taken against an Argon2 timed under the same conditions.
+    // Bare verifications in this warm process between the chunks, so the overhead of the PAM
+    // module is taken against an Argon2 timed under the same conditions.
     let app = setup::letters(&db.password);
     let stored = apppw::store::Store::open_for_login(&db.path)?
         .lookup("alice", &app[..4])?
@@ -1185,7 +1041,7 @@ fn pam_rows(
     r.add(
         "2",
         "pam_bare",
-        "bare Argon2id verify, warm memory, interleaved with the PAM rows",
+        "bare Argon2id verify, warm process, interleaved with the PAM rows",
         &t_bare,
         "in-process, the harness's reference",
     );
@@ -1637,7 +1493,7 @@ fn pg_comparison(r: &Results) -> String {
     out
 }
 
-/// The targets of issue #6, with the measured values.
+/// The targets, with the measured values.
 fn targets(r: &Results) -> String {
     let m = |k| r.median(k);
     let mut out = String::from("| target | measured | limit | met |\n|---|---:|---:|---|\n");
@@ -1667,8 +1523,15 @@ fn targets(r: &Results) -> String {
         &ms2,
     );
     line(
-        "checkpassword overhead beyond one bare Argon2 (correct − fresh huge-page verify)",
+        "checkpassword overhead beyond one bare Argon2 (correct − fresh-process verify)",
         sub(m("cp_ok"), m("argon_fresh")),
+        2.0,
+        " ms",
+        &ms2,
+    );
+    line(
+        "checkpassword overhead beyond its self-test and one Argon2 (correct − fresh-process self-test − fresh-process verify)",
+        sub(sub(m("cp_ok"), m("argon_selftest")), m("argon_fresh")),
         2.0,
         " ms",
         &ms2,
@@ -1776,6 +1639,42 @@ fn targets(r: &Results) -> String {
         "×",
         &x2,
     );
+
+    // Dovecot's passwd-file verifies {ARGON2ID} with the same libsodium in its auth process:
+    // the PAM path's time beyond it is apppw's, Dovecot's auth-worker hop and libpam's.
+    line(
+        "passdb pam + pam_apppw.so / passwd-file {ARGON2ID} (same libsodium), median at the auth socket",
+        div(m("dc_pam"), m("dc_file_argon")),
+        1.05,
+        "×",
+        &x2,
+    );
+    let rate = |what: &str, clients: usize| {
+        r.throughput
+            .iter()
+            .find(|t| t.what == what && t.clients == clients)
+            .map(|t| t.per_second)
+    };
+    for clients in [2, 8] {
+        let (pam, file) = (
+            rate("passdb pam + pam_apppw.so", clients),
+            rate("passwd-file {ARGON2ID}", clients),
+        );
+        let (val, met) = match div(pam, file) {
+            Some(v) => (
+                format!(
+                    "{v:.2}× ({:.1}/s vs {:.1}/s)",
+                    pam.unwrap_or(0.0),
+                    file.unwrap_or(0.0)
+                ),
+                if v >= 1.8 { "yes" } else { "**no**" },
+            ),
+            None => ("–".into(), "not measured"),
+        };
+        out.push_str(&format!(
+            "| throughput, passdb pam + pam_apppw.so / passwd-file {{ARGON2ID}}, {clients} concurrent clients | {val} | ≥ 1.80× | {met} |\n"
+        ));
+    }
 
     let cores = r.values.get("cores").copied();
     let ideal = match (cores, m("argon_warm")) {

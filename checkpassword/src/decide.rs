@@ -118,6 +118,11 @@ pub fn authenticate(
         &req,
         Record::LastUse,
     );
+    // The Argon2 known-answer test failed: not accepted, and not a wrong password either.
+    if let Some(why) = apppw::hash::self_test_failure() {
+        audit::warn(PROG, &why);
+        return Outcome::Exit(Exit::TempFail, Some(why));
+    }
     if let Some(warning) = &verdict.warning {
         audit::warn(PROG, &format!("user {}: {warning}", audit::escape(user)));
     }
@@ -371,6 +376,27 @@ mod tests {
             pam.calls,
             vec![("mail-primary".into(), "alice".into(), Some(CAMPUS.into()))]
         );
+    }
+
+    #[test]
+    fn a_failed_argon2_self_test_is_a_temporary_failure_and_no_password_is_tried() {
+        let w = World::new(true);
+        let pw = w.add("alice", "phone");
+        // In this test's thread only, the known-answer test now expects a wrong tag.
+        apppw::hash::seam::break_self_test_in_this_thread();
+        for user in ["alice", "nosuchuser"] {
+            for ip in [OFF, CAMPUS] {
+                let mut pam = FakePam::new(PamOutcome::Accepted);
+                let out = w.login(user, &pw, ip, &mut pam);
+                match &out {
+                    Outcome::Exit(Exit::TempFail, Some(why)) => {
+                        assert!(why.contains("Argon2id self-test failed"), "{why}");
+                    }
+                    other => panic!("{user} from {ip}: {other:?}"),
+                }
+                assert!(pam.calls.is_empty(), "the normal password was tried");
+            }
+        }
     }
 
     #[test]

@@ -16,15 +16,17 @@
 //! | no app password, client off campus              | `PAM_AUTH_ERR`         | refused                  |
 //! | database unusable, client off campus            | `PAM_AUTHINFO_UNAVAIL` | refused                  |
 //! | bad module argument, config unreadable/invalid  | `PAM_SERVICE_ERR`      | refused, normal password too |
+//! | Argon2 self-test failed (`apppw::hash`)         | `PAM_SERVICE_ERR`      | refused, normal password too |
 //!
 //! Every decision is one `authpriv` line, e.g.
 //! `pam_apppw(imap:auth): service=imap user=alice rhost=203.0.113.9 result=accepted reason=app-password label=phone`.
 //!
 //! The module is linked with `-z nodelete`, so a long-lived host (Dovecot's auth worker, which
 //! runs `pam_start`..`pam_end` for every login) loads it once. Between two calls in the same
-//! process it keeps two things ([`Kept`]): the Argon2 working memory, which is then warm (no
-//! page faults, no zeroing by the kernel), and the open database connection, reused only while
-//! the config still names it and, for SQLite, the file has not been replaced. The config is
+//! process it keeps two things ([`Kept`]): the open database connection, reused only while the
+//! config still names it and, for SQLite, the file has not been replaced, and the KDF (which
+//! holds working memory only for hashes that the `argon2` crate computes; libsodium allocates
+//! its own in every call). The config is
 //! read again at every call, so edits take effect at the next login. A host that forks gets a
 //! fresh state in the child.
 
@@ -124,6 +126,15 @@ pub fn authenticate(pam: &mut impl Pam, args: &[&CStr]) -> PamResultCode {
         kdf,
         store: store.into_kept(),
     });
+    // The Argon2 known-answer test failed in this process: no Argon2 result can be trusted
+    // (the attempt was not accepted), and the normal password must not be tried either.
+    if let Some(why) = apppw::hash::self_test_failure() {
+        pam.warn(
+            &prefix,
+            &format!("{why}; every password is refused until the library is fixed"),
+        );
+        return PamResultCode::PAM_SERVICE_ERR;
+    }
 
     let (result, reason) = verdict.decision.audit_fields();
     let (label, detail) = match &verdict.decision {
@@ -159,7 +170,7 @@ pub fn authenticate(pam: &mut impl Pam, args: &[&CStr]) -> PamResultCode {
 struct Kept {
     /// The process that made it: a forked child must not use its parent's connection.
     pid: u32,
-    /// Argon2 working memory (allocated at the first verification, reused after).
+    /// The KDF (the `argon2` crate's working memory, if a hash needed it, wiped but kept).
     kdf: Argon2Kdf,
     /// The database connection of the last attempt, if it ended without a store error.
     store: Option<Store>,

@@ -282,6 +282,32 @@ fn bad_arguments_and_configs_end_the_stack_without_asking() {
 }
 
 #[test]
+fn a_failed_argon2_self_test_is_a_service_error_for_every_password() {
+    let w = World::new();
+    let pw = w.add("alice", "phone", None, None);
+    // In this test's thread only, the known-answer test now expects a wrong tag.
+    apppw::hash::seam::break_self_test_in_this_thread();
+    for (user, password) in [("alice", pw.as_str()), ("nosuchuser", pw.as_str())] {
+        for rhost in [OFF, CAMPUS] {
+            let mut pam = FakePam::new(user, password, Some(rhost));
+            assert_eq!(
+                w.run(&mut pam),
+                PamResultCode::PAM_SERVICE_ERR,
+                "{user} from {rhost}"
+            );
+            assert!(pam.lines.is_empty(), "{:?}", pam.lines);
+            assert_eq!(pam.warnings.len(), 1, "{:?}", pam.warnings);
+            assert!(
+                pam.warnings[0].contains("Argon2id self-test failed"),
+                "{:?}",
+                pam.warnings
+            );
+            assert!(!pam.everything_logged().contains(password));
+        }
+    }
+}
+
+#[test]
 fn conversation_failures_never_succeed() {
     let w = World::new();
     let mut pam = FakePam::new("alice", NORMAL, Some(CAMPUS));

@@ -1,17 +1,36 @@
 //! Argon2id hashing of app passwords, stored as PHC strings
 //! (`$argon2id$v=19$m=19456,t=2,p=1$SALT$HASH`).
 //!
-//! [`Argon2Kdf`] keeps its Argon2 memory between calls, so a long-lived host (Dovecot's auth
-//! worker, the benchmark) pays the page faults of its 19 MiB once. [`Kdf`] is the seam the
-//! verification uses; tests count calls through it to prove the one-Argon2 rule.
+//! apppw has no Argon2 code of its own. Two vetted implementations compute it:
+//!
+//! - **libsodium from the system** ([`crate::sodium`]) for hashes with one lane and a 16-byte
+//!   salt: every hash apppw writes with the default parameters. Debian's security updates reach
+//!   it, and it is the fastest candidate measured (docs/PERFORMANCE.md).
+//! - **the `argon2` crate** (RustCrypto) for every other valid hash (`p > 1`, other salt
+//!   lengths), which libsodium's interface cannot express. Its working memory is ours
+//!   ([`HugeBlocks`]): huge pages, kept out of core dumps, wiped after each computation, and
+//!   kept between calls so a long-lived host pays its page faults once.
+//!
+//! Which one runs depends only on the parameters and the salt length, so a dummy verification
+//! (unknown user or tag) takes the same path, and time, as a real one with the same
+//! parameters. Before its first computation each process runs a known-answer test of both
+//! ([`self_test`]); if it fails, every computation in the process fails ([`HashError::SelfTest`],
+//! never "accepted") and the front-ends treat it as a configuration error
+//! ([`self_test_failure`]).
+//!
+//! [`Kdf`] is the seam the verification uses; tests count calls through it to prove the
+//! one-Argon2 rule.
 
 use crate::hugemem::HugeBlocks;
-use argon2::Block;
+use crate::sodium;
+use argon2::{Algorithm, Argon2, Version};
 use base64ct::{Base64Unpadded, Encoding};
+use std::sync::OnceLock;
 use zeroize::Zeroizing;
 
-/// Salt length for new hashes (bytes).
+/// Salt length for new hashes (bytes): libsodium's, so that new hashes go to libsodium.
 pub const SALT_LEN: usize = 16;
+const _: () = assert!(SALT_LEN == sodium::SALT_LEN);
 /// Hash output length (bytes).
 pub const OUTPUT_LEN: usize = 32;
 
@@ -71,6 +90,9 @@ pub enum HashError {
     /// The OS random number generator failed.
     #[error("the OS random number generator failed")]
     Random,
+    /// The known-answer test of this process failed: no Argon2 result can be trusted.
+    #[error("the Argon2id self-test failed")]
+    SelfTest,
 }
 
 /// A parsed PHC string.
@@ -144,11 +166,32 @@ pub trait Kdf {
     fn dummy(&mut self, params: Params, password: &[u8]);
 }
 
-/// Argon2id with a reusable memory buffer (huge pages when the kernel allows).
+/// Which implementation computes a hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Implementation {
+    /// The system's libsodium (`crypto_pwhash_argon2id`): one lane, 16-byte salt.
+    Libsodium,
+    /// The `argon2` crate, on memory of our own.
+    Argon2Crate,
+}
+
+impl Implementation {
+    /// The implementation for a hash with these parameters and salt length.
+    #[must_use]
+    pub fn for_hash(params: Params, salt_len: usize) -> Implementation {
+        if params.parallelism == 1 && salt_len == sodium::SALT_LEN {
+            Implementation::Libsodium
+        } else {
+            Implementation::Argon2Crate
+        }
+    }
+}
+
+/// Argon2id as apppw computes it. Holds the `argon2` crate's working memory between calls (none
+/// is allocated unless a hash needs the crate).
 #[derive(Default)]
 pub struct Argon2Kdf {
-    huge: Option<HugeBlocks>,
-    heap: Vec<Block>,
+    crate_memory: Option<HugeBlocks>,
 }
 
 impl Argon2Kdf {
@@ -165,44 +208,44 @@ impl Argon2Kdf {
         salt: &[u8],
         out: &mut [u8],
     ) -> Result<(), HashError> {
-        let blocks = argon2::Params::new(
-            params.memory_kib,
-            params.iterations,
-            params.parallelism,
-            Some(OUTPUT_LEN),
-        )
-        .map_err(|_| HashError::BadParams)?
-        .block_count();
-        let memory = self.memory(blocks);
-        // The vectorised implementation; the `argon2` crate stays the reference it is tested
-        // against (same output for every parameter set, see `argon2id`'s tests).
-        crate::argon2id::hash_into(
-            params.memory_kib,
-            params.iterations,
-            params.parallelism,
+        params.validate().map_err(|_| HashError::BadParams)?;
+        if self_test().is_err() {
+            return Err(HashError::SelfTest);
+        }
+        match Implementation::for_hash(params, salt.len()) {
+            Implementation::Libsodium => {
+                let salt: &[u8; sodium::SALT_LEN] =
+                    salt.try_into().map_err(|_| HashError::Compute)?;
+                sodium::argon2id(out, password, salt, params.iterations, params.memory_kib)
+                    .map_err(|_| HashError::Compute)
+            }
+            Implementation::Argon2Crate => self.with_crate(params, password, salt, out),
+        }
+    }
+
+    /// The `argon2` crate on our memory, wiped before returning.
+    fn with_crate(
+        &mut self,
+        params: Params,
+        password: &[u8],
+        salt: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), HashError> {
+        let argon2 = argon2_crate(params, out.len(), None, &[])?;
+        let blocks = argon2.params().block_count();
+        if self.crate_memory.as_ref().is_none_or(|m| m.len() < blocks) {
+            self.crate_memory = None;
+            self.crate_memory = Some(HugeBlocks::new(blocks).ok_or(HashError::Compute)?);
+        }
+        let memory = self.crate_memory.as_mut().ok_or(HashError::Compute)?;
+        let result = argon2.hash_password_into_with_memory(
             password,
             salt,
             out,
-            memory,
-        )
-        .map_err(|_| HashError::Compute)
-    }
-
-    /// Exactly `blocks` blocks of working memory: the huge-page mapping if it can be had, else
-    /// the heap.
-    fn memory(&mut self, blocks: usize) -> &mut [Block] {
-        if self.huge.as_ref().is_none_or(|h| h.len() < blocks) {
-            self.huge = HugeBlocks::new(blocks);
-        }
-        match &mut self.huge {
-            Some(huge) => &mut huge.as_mut_slice()[..blocks],
-            None => {
-                if self.heap.len() < blocks {
-                    self.heap.resize(blocks, Block::new());
-                }
-                &mut self.heap[..blocks]
-            }
-        }
+            memory.for_computation(blocks),
+        );
+        memory.wipe();
+        result.map_err(|_| HashError::Compute)
     }
 
     /// Hashes a new password with a fresh random salt.
@@ -230,7 +273,197 @@ impl Kdf for Argon2Kdf {
 
     fn dummy(&mut self, params: Params, password: &[u8]) {
         let mut out = Zeroizing::new([0u8; OUTPUT_LEN]);
+        // 16 bytes, like the salt of every hash apppw writes: the same implementation runs.
         let _ = self.compute(params, password, b"apppw-dummy-salt", &mut out[..]);
+    }
+}
+
+/// The `argon2` crate's Argon2id v1.3 for `params`, with an optional secret and associated data.
+fn argon2_crate<'k>(
+    params: Params,
+    output_len: usize,
+    secret: Option<&'k [u8]>,
+    data: &[u8],
+) -> Result<Argon2<'k>, HashError> {
+    let crate_params = argon2::ParamsBuilder::new()
+        .m_cost(params.memory_kib)
+        .t_cost(params.iterations)
+        .p_cost(params.parallelism)
+        .output_len(output_len)
+        .data(argon2::AssociatedData::new(data).map_err(|_| HashError::BadParams)?)
+        .build()
+        .map_err(|_| HashError::BadParams)?;
+    match secret {
+        None => Ok(Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            crate_params,
+        )),
+        Some(secret) => {
+            Argon2::new_with_secret(secret, Algorithm::Argon2id, Version::V0x13, crate_params)
+                .map_err(|_| HashError::BadParams)
+        }
+    }
+}
+
+/// A known answer: Argon2id v1.3 of these inputs is `tag`.
+struct Vector {
+    name: &'static str,
+    implementation: Implementation,
+    params: Params,
+    password: &'static [u8],
+    salt: &'static [u8],
+    secret: &'static [u8],
+    data: &'static [u8],
+    tag: [u8; OUTPUT_LEN],
+}
+
+/// The known-answer tests, one per implementation.
+const VECTORS: [Vector; 2] = [
+    // RFC 9106 section 5.3 (with its secret and associated data, so only the crate can run it;
+    // four lanes, as the crate runs them in production).
+    Vector {
+        name: "RFC 9106 5.3 (argon2 crate)",
+        implementation: Implementation::Argon2Crate,
+        params: Params {
+            memory_kib: 32,
+            iterations: 3,
+            parallelism: 4,
+        },
+        password: &[1; 32],
+        salt: &[2; 16],
+        secret: &[3; 8],
+        data: &[4; 12],
+        tag: [
+            0x0d, 0x64, 0x0d, 0xf5, 0x8d, 0x78, 0x76, 0x6c, 0x08, 0xc0, 0x37, 0xa3, 0x4a, 0x8b,
+            0x53, 0xc9, 0xd0, 0x1e, 0xf0, 0x45, 0x2d, 0x75, 0xb6, 0x5e, 0xb5, 0x25, 0x20, 0xe9,
+            0x6b, 0x01, 0xe6, 0x59,
+        ],
+    },
+    // The production parameters (m=19456, t=2, p=1) through libsodium. The tag was computed by
+    // the reference C implementation (libargon2, `argon2id_hash_raw`) and by libsodium, which
+    // agreed; the unit tests check the crate gives it too.
+    Vector {
+        name: "m=19456,t=2,p=1 (libsodium)",
+        implementation: Implementation::Libsodium,
+        params: Params {
+            memory_kib: 19456,
+            iterations: 2,
+            parallelism: 1,
+        },
+        password: b"apppw known-answer test",
+        salt: b"apppw-kat-salt16",
+        secret: &[],
+        data: &[],
+        tag: [
+            0x30, 0xb6, 0x45, 0x3c, 0xcc, 0x19, 0xcc, 0x52, 0x37, 0xcb, 0x4f, 0x62, 0x64, 0x93,
+            0xf3, 0xba, 0x49, 0x33, 0x19, 0x37, 0x7e, 0xff, 0x84, 0xea, 0x5f, 0x03, 0x5a, 0xfc,
+            0x5b, 0xfa, 0x38, 0x01,
+        ],
+    },
+];
+
+/// Computes one vector with its implementation (not through [`Argon2Kdf`], which waits for
+/// this test).
+fn run_vector(v: &Vector) -> Result<[u8; OUTPUT_LEN], String> {
+    let mut out = [0u8; OUTPUT_LEN];
+    match v.implementation {
+        Implementation::Libsodium => {
+            let salt: &[u8; sodium::SALT_LEN] = v
+                .salt
+                .try_into()
+                .map_err(|_| "the libsodium vector needs a 16-byte salt".to_owned())?;
+            sodium::argon2id(
+                &mut out,
+                v.password,
+                salt,
+                v.params.iterations,
+                v.params.memory_kib,
+            )
+            .map_err(|e| e.0)?;
+        }
+        Implementation::Argon2Crate => {
+            let secret = (!v.secret.is_empty()).then_some(v.secret);
+            let argon2 =
+                argon2_crate(v.params, OUTPUT_LEN, secret, v.data).map_err(|e| e.to_string())?;
+            let mut memory =
+                Zeroizing::new(vec![argon2::Block::new(); argon2.params().block_count()]);
+            argon2
+                .hash_password_into_with_memory(v.password, v.salt, &mut out, memory.as_mut_slice())
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(out)
+}
+
+/// Runs `vectors`; the first mismatch or error, in words.
+fn run_vectors(vectors: &[Vector]) -> Result<(), String> {
+    for v in vectors {
+        let got = run_vector(v).map_err(|e| format!("{}: {e}", v.name))?;
+        if !constant_time_eq(&got, &v.tag) {
+            return Err(format!("{}: wrong result", v.name));
+        }
+    }
+    Ok(())
+}
+
+/// The outcome of this process's known-answer test.
+static SELF_TEST: OnceLock<Result<(), String>> = OnceLock::new();
+
+/// The known-answer test of both implementations, run once per process (by the first
+/// computation, or by a call here). An error says which vector failed and how.
+pub fn self_test() -> Result<(), String> {
+    #[cfg(any(test, feature = "self-test-seam"))]
+    if let Some(result) = seam::result() {
+        return result;
+    }
+    SELF_TEST
+        .get_or_init(|| {
+            run_vectors(&VECTORS).map_err(|e| {
+                format!(
+                    "Argon2id self-test failed ({e}; libsodium {}): the Argon2 implementation \
+                     gives wrong results, so no password can be checked",
+                    sodium::version()
+                )
+            })
+        })
+        .clone()
+}
+
+/// Why this process's Argon2 self-test failed, if it ran and failed. Front-ends check it after
+/// a verification: the attempt was not accepted, and it is a configuration error (PAM:
+/// `PAM_SERVICE_ERR`, checkpassword: exit 111).
+#[must_use]
+pub fn self_test_failure() -> Option<String> {
+    #[cfg(any(test, feature = "self-test-seam"))]
+    if let Some(result) = seam::result() {
+        return result.err();
+    }
+    SELF_TEST.get().and_then(|r| r.clone().err())
+}
+
+/// A test seam (feature `self-test-seam`, never in a release build): in the calling thread
+/// only, the self-test expects a wrong tag, so its failure path can be tested for real.
+#[cfg(any(test, feature = "self-test-seam"))]
+pub mod seam {
+    use std::cell::RefCell;
+
+    thread_local! {
+        static BROKEN: RefCell<Option<Result<(), String>>> = const { RefCell::new(None) };
+    }
+
+    /// From now on, in this thread, the known-answer test runs with the last byte of the
+    /// libsodium vector's expected tag flipped (and so fails).
+    pub fn break_self_test_in_this_thread() {
+        let mut vectors = super::VECTORS;
+        vectors[1].tag[super::OUTPUT_LEN - 1] ^= 1;
+        let result = super::run_vectors(&vectors)
+            .map_err(|e| format!("Argon2id self-test failed ({e}) [test seam]"));
+        BROKEN.with(|b| *b.borrow_mut() = Some(result));
+    }
+
+    pub(super) fn result() -> Option<Result<(), String>> {
+        BROKEN.with(|b| b.borrow().clone())
     }
 }
 
@@ -264,15 +497,166 @@ mod tests {
     }
 
     #[test]
-    fn matches_the_reference_implementation() {
-        // Produced by the reference C implementation:
-        // echo -n password | argon2 somesalt -id -t 2 -m 10 -p 1 -l 32 -e
-        let reference = "$argon2id$v=19$m=1024,t=2,p=1$c29tZXNhbHQ$\
-                         7FfsnA6vUe7qLpL/3Kqc3uR48ZJyFbUVt7jWZlf0Htk";
-        assert_eq!(Phc::parse(reference).unwrap().encode(), reference);
+    fn matches_the_reference_implementation_on_both_paths() {
+        // Produced by the reference C implementation (libargon2's `argon2id_hash_encoded`, the
+        // `argon2` command line tool's library) for the password "password".
+        let cases = [
+            // 8-byte salt: the crate (`echo -n password | argon2 somesalt -id -t 2 -m 10`).
+            (
+                "$argon2id$v=19$m=1024,t=2,p=1$c29tZXNhbHQ$\
+                 7FfsnA6vUe7qLpL/3Kqc3uR48ZJyFbUVt7jWZlf0Htk",
+                Implementation::Argon2Crate,
+            ),
+            // 16-byte salt, one lane: libsodium.
+            (
+                "$argon2id$v=19$m=1024,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$\
+                 CKGe5/bX9YnCq2rxjW5yQXKxn31v1GKzhDCrMc6r6vA",
+                Implementation::Libsodium,
+            ),
+            // Two lanes: the crate.
+            (
+                "$argon2id$v=19$m=1024,t=2,p=2$c29tZXNhbHRzb21lc2FsdA$\
+                 E2UjtrDTCgIx4mfpqQ9GwLzvabuQuVCcwisqBRbSI+4",
+                Implementation::Argon2Crate,
+            ),
+            // 20-byte salt: the crate.
+            (
+                "$argon2id$v=19$m=1024,t=2,p=1$c29tZXNhbHRzb21lc2FsdHNvbWU$\
+                 TNhaeeQGSgpQuU2eom8Bl7JP3APyZDnPhCvgMbrmwYM",
+                Implementation::Argon2Crate,
+            ),
+        ];
         let mut kdf = Argon2Kdf::new();
-        assert!(kdf.verify(reference, b"password").unwrap());
-        assert!(!kdf.verify(reference, b"Password").unwrap());
+        for (reference, implementation) in cases {
+            let phc = Phc::parse(reference).unwrap();
+            assert_eq!(phc.encode(), reference);
+            assert_eq!(
+                Implementation::for_hash(phc.params, phc.salt.len()),
+                implementation,
+                "{reference}"
+            );
+            assert!(kdf.verify(reference, b"password").unwrap(), "{reference}");
+            assert!(!kdf.verify(reference, b"Password").unwrap(), "{reference}");
+        }
+    }
+
+    #[test]
+    fn the_self_test_passes_with_the_real_implementations() {
+        assert_eq!(self_test(), Ok(()));
+        assert_eq!(self_test_failure(), None);
+        // Each vector really runs on its implementation, and the libsodium one's tag is also
+        // what the crate computes (three implementations agree on it).
+        for v in &VECTORS {
+            assert_eq!(run_vector(v).unwrap(), v.tag, "{}", v.name);
+        }
+        let crate_only = Vector {
+            implementation: Implementation::Argon2Crate,
+            ..VECTORS[1]
+        };
+        assert_eq!(run_vector(&crate_only).unwrap(), VECTORS[1].tag);
+    }
+
+    #[test]
+    fn a_failed_self_test_fails_every_computation_closed() {
+        let mut kdf = Argon2Kdf::new();
+        let stored = kdf.hash_new(FAST, b"abcdefghijklmnopqrstuvwx").unwrap();
+        // In this thread only: the known-answer test now compares with a wrong tag.
+        seam::break_self_test_in_this_thread();
+        let why = self_test_failure().unwrap();
+        assert!(
+            why.contains("m=19456,t=2,p=1 (libsodium): wrong result"),
+            "{why}"
+        );
+        assert_eq!(
+            kdf.verify(&stored, b"abcdefghijklmnopqrstuvwx"),
+            Err(HashError::SelfTest)
+        );
+        assert_eq!(
+            kdf.hash_new(FAST, b"abcdefghijklmnopqrstuvwx"),
+            Err(HashError::SelfTest)
+        );
+        let p2 = Params {
+            parallelism: 2,
+            ..FAST
+        };
+        assert_eq!(
+            kdf.hash_new(p2, b"abcdefghijklmnopqrstuvwx"),
+            Err(HashError::SelfTest)
+        );
+        kdf.dummy(FAST, b"abcdefghijklmnopqrstuvwx");
+        // Other threads (and processes) are unaffected.
+        std::thread::spawn(move || {
+            assert_eq!(self_test_failure(), None);
+            assert!(
+                Argon2Kdf::new()
+                    .verify(&stored, b"abcdefghijklmnopqrstuvwx")
+                    .unwrap()
+            );
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn the_crate_path_wipes_its_memory_after_each_computation() {
+        let p2 = Params {
+            parallelism: 2,
+            ..FAST
+        };
+        let mut kdf = Argon2Kdf::new();
+        let stored = kdf.hash_new(p2, b"abcdefghijklmnopqrstuvwx").unwrap();
+        assert!(kdf.verify(&stored, b"abcdefghijklmnopqrstuvwx").unwrap());
+        let memory = kdf.crate_memory.as_mut().unwrap();
+        let blocks = memory.len();
+        assert_eq!(blocks, 1024);
+        let all_zero = memory
+            .for_computation(blocks)
+            .iter()
+            .all(|b| b.as_ref().iter().all(|&w| w == 0));
+        assert!(all_zero, "password-derived blocks left in memory");
+        // The libsodium path keeps no memory of ours at all.
+        let mut kdf = Argon2Kdf::new();
+        kdf.hash_new(FAST, b"abcdefghijklmnopqrstuvwx").unwrap();
+        assert!(kdf.crate_memory.is_none());
+    }
+
+    #[test]
+    fn dummy_takes_the_path_of_a_real_hash_with_the_same_parameters() {
+        for params in [
+            FAST,
+            Params {
+                parallelism: 2,
+                ..FAST
+            },
+            Params::default(),
+        ] {
+            let stored = Phc::parse(&Argon2Kdf::new().hash_new(params, b"x").unwrap()).unwrap();
+            assert_eq!(
+                Implementation::for_hash(params, b"apppw-dummy-salt".len()),
+                Implementation::for_hash(stored.params, stored.salt.len()),
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// libsodium and the crate compute the same Argon2id wherever both can (one lane,
+        /// 16-byte salt): a hash written by one verifies with the other.
+        #[test]
+        fn libsodium_and_the_crate_agree(
+            password in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            salt in proptest::prelude::any::<[u8; 16]>(),
+            memory_kib in 8u32..300,
+            iterations in 1u32..4,
+        ) {
+            let params = Params { memory_kib, iterations, parallelism: 1 };
+            let mut ours = [0u8; OUTPUT_LEN];
+            sodium::argon2id(&mut ours, &password, &salt, iterations, memory_kib).unwrap();
+            let mut theirs = [0u8; OUTPUT_LEN];
+            Argon2Kdf::new().with_crate(params, &password, &salt, &mut theirs).unwrap();
+            proptest::prop_assert_eq!(ours, theirs);
+        }
     }
 
     #[test]

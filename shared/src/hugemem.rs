@@ -1,12 +1,13 @@
-//! Argon2 working memory backed by transparent huge pages.
+//! Argon2 working memory for the `argon2` crate: huge pages, out of core dumps, wiped.
 //!
 //! A verification with the OWASP parameters touches 19 MiB. With ordinary 4 KiB pages a fresh
-//! process (the checkpassword backend) or a fresh allocation (the PAM module, loaded for every
-//! request) takes ~5000 page faults, which costs about as much as Argon2 itself. An anonymous
-//! mapping advised with `MADV_HUGEPAGE` needs about ten 2 MiB faults instead. The kernel may
-//! refuse huge pages (THP disabled); the mapping then simply works with small pages.
+//! mapping takes ~5000 page faults; one advised with `MADV_HUGEPAGE` needs about ten 2 MiB
+//! faults instead (the kernel may refuse huge pages; the mapping then works with small ones).
+//! The mapping is advised `MADV_DONTDUMP` (a core dump of the host never holds it), and
+//! [`HugeBlocks::wipe`] clears what a computation wrote with `explicit_bzero`, which the
+//! compiler may not drop as a dead store.
 //!
-//! This is the only module of the crate with `unsafe` code.
+//! libsodium, the other implementation, allocates its own memory (see [`crate::sodium`]).
 #![allow(unsafe_code)]
 
 use argon2::Block;
@@ -20,6 +21,8 @@ pub struct HugeBlocks {
     map_len: usize,
     blocks: NonNull<Block>,
     len: usize,
+    /// Blocks at the start that may hold data from a computation (cleared by `wipe`).
+    dirty: usize,
 }
 
 // SAFETY: the mapping is owned exclusively by this value; nothing else aliases it.
@@ -49,6 +52,13 @@ impl HugeBlocks {
             return None;
         }
         let map = NonNull::new(raw)?;
+        // SAFETY: the whole mapping is ours. A kernel without MADV_DONTDUMP (before 3.4)
+        // would fail it; the memory is then refused rather than dumpable.
+        if unsafe { libc::madvise(raw, map_len, libc::MADV_DONTDUMP) } != 0 {
+            // SAFETY: exactly the mapping created above, not yet shared.
+            unsafe { libc::munmap(raw, map_len) };
+            return None;
+        }
         let offset = (HUGE_PAGE - (raw as usize % HUGE_PAGE)) % HUGE_PAGE;
         // SAFETY: `offset < HUGE_PAGE` and the mapping is `rounded + HUGE_PAGE` bytes long, so
         // `raw + offset .. raw + offset + rounded` lies inside it.
@@ -63,15 +73,33 @@ impl HugeBlocks {
             map_len,
             blocks: NonNull::new(start.cast::<Block>())?,
             len,
+            dirty: 0,
         })
     }
 
-    /// The blocks.
-    pub fn as_mut_slice(&mut self) -> &mut [Block] {
+    /// The first `n` blocks (at most [`len`](Self::len)), to be filled by a computation: they
+    /// count as holding secret-derived data until the next [`wipe`](Self::wipe).
+    pub fn for_computation(&mut self, n: usize) -> &mut [Block] {
+        let n = n.min(self.len);
+        self.dirty = self.dirty.max(n);
         // SAFETY: `blocks` points to `len * Block::SIZE` bytes inside our live mapping, 2 MiB
-        // aligned (Block needs 64); anonymous mappings are zero-filled and all-zero bytes are a
-        // valid `Block` ([u64; 128]); `&mut self` guarantees exclusive access.
-        unsafe { std::slice::from_raw_parts_mut(self.blocks.as_ptr(), self.len) }
+        // aligned (Block needs 64); `n <= len`. Every byte pattern is a valid `Block`
+        // ([u64; 128]), and `&mut self` guarantees exclusive access.
+        unsafe { std::slice::from_raw_parts_mut(self.blocks.as_ptr(), n) }
+    }
+
+    /// Clears every block a computation may have written.
+    pub fn wipe(&mut self) {
+        if self.dirty == 0 {
+            return;
+        }
+        // SAFETY: the first `dirty <= len` blocks lie inside our mapping (see above) and no
+        // slice of them is alive (`&mut self`). explicit_bzero is glibc's and musl's memset
+        // that is never optimised away.
+        unsafe {
+            libc::explicit_bzero(self.blocks.as_ptr().cast(), self.dirty * Block::SIZE);
+        }
+        self.dirty = 0;
     }
 
     /// Number of blocks.
@@ -89,11 +117,10 @@ impl HugeBlocks {
 
 impl Drop for HugeBlocks {
     fn drop(&mut self) {
-        // The blocks are derived from the password. munmap hands the pages back to the kernel,
-        // which clears them before any reuse; wiping 19 MiB here would cost a millisecond per
-        // login for nothing.
-        // SAFETY: `map`/`map_len` are exactly what mmap returned; the slice borrowed above is
-        // gone, and no other reference to the mapping exists.
+        // Normally already wiped after each computation; this covers an unwinding one.
+        self.wipe();
+        // SAFETY: `map`/`map_len` are exactly what mmap returned; no slice borrowed from the
+        // mapping is alive, and no other reference to it exists.
         unsafe {
             libc::munmap(self.map.as_ptr(), self.map_len);
         }
@@ -105,12 +132,45 @@ mod tests {
     use super::*;
 
     #[test]
-    fn maps_aligned_zeroed_memory() {
+    fn maps_aligned_zeroed_memory_and_wipes_it() {
         let mut m = HugeBlocks::new(19456).unwrap();
         assert_eq!(m.len(), 19456);
-        let s = m.as_mut_slice();
+        let s = m.for_computation(19456);
         assert_eq!(s.as_ptr() as usize % HUGE_PAGE, 0);
         assert!(s.iter().all(|b| b.as_ref().iter().all(|&w| w == 0)));
-        s[19455] = Block::new();
+        for b in s.iter_mut() {
+            b.as_mut().fill(0x5a5a_5a5a_5a5a_5a5a);
+        }
+        m.wipe();
+        let s = m.for_computation(19456);
+        assert!(s.iter().all(|b| b.as_ref().iter().all(|&w| w == 0)));
+    }
+
+    #[test]
+    fn is_advised_out_of_core_dumps() {
+        let mut m = HugeBlocks::new(1024).unwrap();
+        let start = m.for_computation(1024).as_ptr() as usize;
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        // The VMA holding the blocks carries the `dd` (do not dump) flag.
+        let mut in_vma = false;
+        let mut flags = None;
+        for line in smaps.lines() {
+            if let Some(f) = line.strip_prefix("VmFlags:") {
+                if in_vma {
+                    flags = Some(f.split_whitespace().map(str::to_owned).collect::<Vec<_>>());
+                }
+                continue;
+            }
+            let range = line.split(' ').next().and_then(|r| r.split_once('-'));
+            if let Some((lo, hi)) = range {
+                if let (Ok(lo), Ok(hi)) =
+                    (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
+                {
+                    in_vma = (lo..hi).contains(&start);
+                }
+            }
+        }
+        let flags = flags.unwrap();
+        assert!(flags.iter().any(|f| f == "dd"), "{flags:?}");
     }
 }

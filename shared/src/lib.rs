@@ -7,18 +7,17 @@
 //! - [`config`]: the TOML file and its lookup order;
 //! - [`network`]: campus / except networks and client-address parsing;
 //! - [`secret`]: the app-password format (generate, normalise, print);
-//! - [`hash`]: Argon2id, PHC strings, the reusable memory buffer;
-//! - [`argon2id`]: the Argon2id computation itself, vectorised (AVX2) and checked against the
-//!   `argon2` crate;
+//! - [`hash`]: Argon2id (libsodium from the system, or the `argon2` crate), PHC strings, the
+//!   known-answer self-test;
+//! - [`sodium`], [`hugemem`]: the libsodium binding and the `argon2` crate's working memory;
 //! - [`store`]: the SQLite database and its migrations;
 //! - [`timefmt`]: RFC 3339 times and expiry arguments, on `jiff`;
 //! - [`issue`]: creating an app password (validation, generation, hashing, insertion);
 //! - [`verify`]: **why a login was accepted or refused** — the one decision;
 //! - [`audit`]: the syslog line written for each decision;
 //! - [`authcache`]: flushing a user from Dovecot's auth cache after a revocation.
-#![deny(unsafe_code)] // allowed only in `hugemem` (mmap) and `argon2id` (AVX2 intrinsics)
+#![deny(unsafe_code)] // allowed only in `hugemem` (mmap, madvise) and `sodium` (libsodium FFI)
 
-pub mod argon2id;
 pub mod audit;
 pub mod authcache;
 pub mod config;
@@ -28,6 +27,7 @@ pub mod input;
 pub mod issue;
 pub mod network;
 pub mod secret;
+pub mod sodium;
 pub mod store;
 pub mod timefmt;
 pub mod verify;

@@ -298,7 +298,7 @@ fn inspect_control(deb: &Path, tmp: &Path) {
     let arch = ok(Command::new("dpkg").arg("--print-architecture"));
     assert_eq!(field("Architecture"), arch.trim());
     let depends = field("Depends");
-    for dep in ["libc6", "libpam0g", "libssl3", "adduser"] {
+    for dep in ["libc6", "libpam0g", "libsodium23", "libssl3", "adduser"] {
         assert!(depends.contains(dep), "Depends lacks {dep}: {depends}");
     }
     assert!(field("Description").contains("application passwords"));
