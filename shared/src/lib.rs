@@ -13,8 +13,9 @@
 //! - [`store`]: the SQLite database and its migrations;
 //! - [`issue`]: creating an app password (validation, generation, hashing, insertion);
 //! - [`verify`]: **why a login was accepted or refused** — the one decision;
-//! - [`audit`]: the syslog line written for each decision.
-#![deny(unsafe_code)] // allowed only in `hugemem` (mmap) and `argon2id` (AVX2 intrinsics)
+//! - [`audit`]: the syslog line written for each decision, and the admin CLI's lines;
+//! - [`trust`]: which files may decide a login (owner and mode, like sudo and OpenSSH).
+#![deny(unsafe_code)] // allowed only in `hugemem` (mmap), `argon2id` (AVX2 intrinsics), `sys` (ids)
 
 pub mod argon2id;
 pub mod audit;
@@ -26,7 +27,9 @@ pub mod issue;
 pub mod network;
 pub mod secret;
 pub mod store;
+pub mod sys;
 pub mod timefmt;
+pub mod trust;
 pub mod verify;
 
 pub use config::Config;
