@@ -237,13 +237,13 @@ pub enum StoreError {
          password; refusing to use it (fix with chmod o-w)", .0.display()
     )]
     Insecure(PathBuf),
-    /// The SQLite file, a file next to it or a directory above it fails [`crate::trust`]: a
-    /// configuration error, not a passing outage.
-    #[error("database not trusted: {0}")]
+    /// The SQLite file, a file next to it, `database_password_file` or a directory above one
+    /// of them fails [`crate::trust`]: a configuration error, not a passing outage.
+    #[error("not trusted: {0}")]
     Untrusted(TrustError),
     /// The file or a directory above it could not be looked at.
     #[error(
-        "database {} cannot be checked: {source} (this user must be able to enter every \
+        "database {} cannot be used: {source} (this user must be able to enter every \
          directory above it and read it)", path.display()
     )]
     Check {
@@ -1080,14 +1080,23 @@ mod tests {
         drop(login);
         drop(Store::open_read_only(&path).unwrap());
         assert_eq!((id("-wal"), id("-shm")), (wal, shm), "recreated");
-        // The CLI checkpointed: the main file alone has the credential (a copy is a backup).
+        // After a change the CLI leaves -wal empty, so nothing in it can outlive a file put in
+        // its place.
+        let mut s = Store::open_for_admin(&path).unwrap();
+        s.create(&new_cred("bob", "phone", "abcd")).unwrap();
+        drop(s);
+        let wal_len = std::fs::metadata(crate::trust::with_suffix(&path, "-wal"))
+            .unwrap()
+            .len();
+        assert_eq!(wal_len, 0);
+        // The CLI checkpointed: the main file alone has both (a copy of it is a backup).
         let copy = dir.path().join("copy.db");
         std::fs::copy(&path, &copy).unwrap();
         let n: i64 = Connection::open(&copy)
             .unwrap()
             .query_row("SELECT count(*) FROM app_passwords", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(n, 1);
+        assert_eq!(n, 2);
     }
 
     #[test]

@@ -127,7 +127,8 @@ fn read_password_file(path: &Path) -> Result<Zeroizing<String>, StoreError> {
     };
     let file =
         trust::open(path, &Identity::of_process(), Parent::Checked).map_err(|e| match e {
-            CheckError::Untrusted(t) => err(format!("is not trusted: {t}")),
+            // A configuration error, like an untrusted config: see `StoreError::is_configuration`.
+            CheckError::Untrusted(t) => StoreError::Untrusted(t),
             CheckError::Io { source, .. } => err(format!("cannot be read: {source}")),
         })?;
     let mode = file.meta.permissions().mode();

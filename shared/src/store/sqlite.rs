@@ -7,7 +7,8 @@
 //! CLI, as root; SQLite running as root gives them the database file's owner). A login whose
 //! user is neither root nor the database's owner refuses to create them itself (see
 //! [`wal_files_needed`]): files it created would be refused by root's PAM module. The CLI
-//! checkpoints after each change instead, so that the main file stays complete for backups.
+//! checkpoints and empties `-wal` when it is done instead, so that the main file alone is
+//! complete (a copy of it is a backup).
 
 use super::{
     ALL_CLIENTS, Candidate, Credential, KNOWN_DEVICE_SECONDS, LockedOut, MIGRATIONS_SQLITE,
@@ -27,6 +28,8 @@ const LOGIN_BUSY_TIMEOUT: Duration = Duration::from_secs(3);
 const RECORD_BUSY_TIMEOUT: Duration = Duration::from_millis(100);
 /// How long the CLI waits for other writers.
 const ADMIN_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the CLI's final checkpoint waits for readers.
+const CHECKPOINT_BUSY_TIMEOUT: Duration = Duration::from_secs(2);
 
 const PERMISSION_HINT: &str = " (check that this user can read the file and write its directory: \
      SQLite in WAL mode needs the -wal and -shm files next to it)";
@@ -36,17 +39,22 @@ pub(super) struct Sqlite {
     path: PathBuf,
     /// What the trust check of a login connection found at open ([`Sqlite::still_trusted`]).
     checked: Option<TrustedDatabase>,
-    /// Checkpoint when dropped (connections of the CLI).
+    /// Checkpoint when dropped, if anything was written (connections of the CLI).
     checkpoint_on_drop: bool,
+    /// A migration was applied (DDL, which `total_changes` does not count).
+    migrated: bool,
 }
 
 impl Drop for Sqlite {
     fn drop(&mut self) {
-        if self.checkpoint_on_drop {
-            // PASSIVE: copies what it can without waiting for readers; never deletes files.
+        if self.checkpoint_on_drop && (self.migrated || self.conn.total_changes() > 0) {
+            // TRUNCATE: copies every page into the main file and empties -wal (the file stays,
+            // with its owner), so that the main file alone is complete and no old page in -wal
+            // can outlive a file put in its place. Waits a little for readers; best effort.
+            let _ = self.conn.busy_timeout(CHECKPOINT_BUSY_TIMEOUT);
             let _ = self
                 .conn
-                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         }
     }
 }
@@ -189,6 +197,7 @@ impl Sqlite {
             path: path.to_path_buf(),
             checked: None,
             checkpoint_on_drop: false,
+            migrated: false,
         };
         store.check_schema()?;
         // Reading the schema opened (or, as root or the owner, created) -wal and -shm: check
@@ -249,6 +258,7 @@ impl Sqlite {
             path: path.to_path_buf(),
             checked: None,
             checkpoint_on_drop: true,
+            migrated: false,
         };
         store.migrate()?;
         // The first read in WAL mode creates -wal and -shm; kept from now on.
@@ -276,6 +286,7 @@ impl Sqlite {
             path: path.to_path_buf(),
             checked: None,
             checkpoint_on_drop: false,
+            migrated: false,
         };
         store.check_schema()?;
         Ok((store, join_warnings(warning, login_warning(path))))
@@ -328,6 +339,7 @@ impl Sqlite {
             tx.pragma_update(None, "user_version", i64::try_from(i + 1).unwrap_or(0))?;
         }
         tx.commit()?;
+        self.migrated = true;
         Ok(())
     }
 
