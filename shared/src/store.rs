@@ -293,6 +293,20 @@ pub enum LockedOut {
     Everywhere,
 }
 
+impl LockedOut {
+    /// From the `client` values of the user's running cool-downs for this client and for
+    /// everyone ([`ALL_CLIENTS`]): the client's own one wins.
+    fn from_clients(clients: &[String]) -> LockedOut {
+        if clients.iter().any(|c| c != ALL_CLIENTS) {
+            LockedOut::FromClient
+        } else if clients.is_empty() {
+            LockedOut::No
+        } else {
+            LockedOut::Everywhere
+        }
+    }
+}
+
 /// What a login needs about one stored credential.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate {

@@ -505,13 +505,7 @@ impl Postgres {
             .iter()
             .map(|r| r.try_get::<_, String>(0))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(if clients.iter().any(|c| c != ALL_CLIENTS) {
-            LockedOut::FromClient
-        } else if clients.is_empty() {
-            LockedOut::No
-        } else {
-            LockedOut::Everywhere
-        })
+        Ok(LockedOut::from_clients(&clients))
     }
 
     pub(super) fn known_device(

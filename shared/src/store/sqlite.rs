@@ -481,13 +481,7 @@ impl Sqlite {
         let clients = stmt
             .query_map(params![user, client, now], |r| r.get::<_, String>(0))?
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(if clients.iter().any(|c| c != ALL_CLIENTS) {
-            LockedOut::FromClient
-        } else if clients.is_empty() {
-            LockedOut::No
-        } else {
-            LockedOut::Everywhere
-        })
+        Ok(LockedOut::from_clients(&clients))
     }
 
     pub(super) fn known_device(
