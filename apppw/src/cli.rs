@@ -11,7 +11,10 @@ use std::path::PathBuf;
 #[command(
     name = "apppw",
     version,
-    after_help = "Config lookup: --config FILE, then $APPPW_CONFIG, then /etc/apppw/apppw.toml.\n\
+    after_help = "Config lookup: --config FILE, then $APPPW_CONFIG, then /etc/apppw/apppw.toml \
+                  (the PAM module reads only its config= argument or that default).\n\
+                  User names are lowercased unless the config says [users] case_sensitive = true.\n\
+                  create, revoke and migrate each log one authpriv line naming the admin.\n\
                   Exit status: 0 success, 1 failure, 2 usage error."
 )]
 pub struct Cli {
@@ -79,24 +82,31 @@ pub enum Command {
         #[arg(long, value_name = "SERVICE")]
         service: Option<String>,
     },
-    /// Copy every app password from an SQLite file into PostgreSQL (hashes stay hashes; the
-    /// passwords themselves were never stored). Refuses a target that already has app
+    /// Upgrade the config's database to the current schema and report what needs the
+    /// admin (user names not in canonical form); with --check only report; with --from copy
+    /// every app password from an SQLite file into PostgreSQL (hashes stay hashes; the
+    /// passwords themselves were never stored), refusing a target that already has app
     /// passwords unless --force is given.
     Migrate {
+        /// Change nothing: report the schema version and the user names that are not in
+        /// canonical form (their app passwords no longer log in). Exit 1 if anything needs
+        /// the admin.
+        #[arg(long, conflicts_with = "from")]
+        check: bool,
         /// The SQLite database to copy from.
         #[arg(long, value_name = "FILE")]
-        from: PathBuf,
+        from: Option<PathBuf>,
         /// The PostgreSQL database to copy into, as postgresql://USER@HOST/DBNAME (default:
         /// `database` of the config).
-        #[arg(long, value_name = "URL")]
+        #[arg(long, value_name = "URL", requires = "from")]
         to: Option<String>,
         /// File holding the PostgreSQL password (default: `database_password_file` of the
         /// config, when the target is the config's database).
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", requires = "from")]
         password_file: Option<PathBuf>,
         /// Copy into a database that already has app passwords: add those whose user does
         /// not have that label yet, skip the others (running it twice changes nothing).
-        #[arg(long)]
+        #[arg(long, requires = "from")]
         force: bool,
     },
 }
@@ -128,8 +138,7 @@ mod tests {
     }
 
     #[test]
-    fn migrate_needs_a_source() {
-        assert!(Cli::try_parse_from(["apppw", "migrate"]).is_err());
+    fn migrate_modes() {
         let cli = Cli::try_parse_from(["apppw", "migrate", "--from", "/a.db", "--force"]).unwrap();
         let Command::Migrate {
             from, to, force, ..
@@ -137,7 +146,15 @@ mod tests {
         else {
             panic!("not migrate")
         };
-        assert_eq!((from, to, force), (PathBuf::from("/a.db"), None, true));
+        assert_eq!(
+            (from, to, force),
+            (Some(PathBuf::from("/a.db")), None, true)
+        );
+        assert!(Cli::try_parse_from(["apppw", "migrate"]).is_ok());
+        assert!(Cli::try_parse_from(["apppw", "migrate", "--check"]).is_ok());
+        assert!(Cli::try_parse_from(["apppw", "migrate", "--check", "--from", "/a.db"]).is_err());
+        assert!(Cli::try_parse_from(["apppw", "migrate", "--force"]).is_err());
+        assert!(Cli::try_parse_from(["apppw", "migrate", "--to", "postgresql://x/y"]).is_err());
     }
 
     #[test]

@@ -5,11 +5,12 @@
 
 use apppw_cli::cli;
 
+use apppw::audit::{Admin, log_admin};
 use apppw::config::Config;
 use apppw::hash::Argon2Kdf;
 use apppw::issue;
 use apppw::secret;
-use apppw::store::{Credential, Database, LazyStore, PgTarget, Store, StoreError};
+use apppw::store::{Credential, Database, LazyStore, PgTarget, SCHEMA_VERSION, Store, StoreError};
 use apppw::timefmt::{parse_expiry, rfc3339};
 use apppw::verify::{Decision, Record, Request, verify};
 use clap::Parser;
@@ -109,11 +110,102 @@ fn run(cli: Cli) -> Result<ExitCode> {
             verify_stdin(&config()?, &user, &ip, service.as_deref())
         }
         Command::Migrate {
+            check,
             from,
             to,
             password_file,
             force,
-        } => migrate(&config, &from, to, password_file, force),
+        } => match from {
+            Some(from) => migrate(&config, &from, to, password_file, force),
+            None if check => migrate_check(&config()?),
+            None => migrate_schema(&config()?),
+        },
+    }
+}
+
+/// `apppw migrate` without `--from`: brings the config's database to the current schema
+/// (logins refuse an older one), then reports what needs the admin, as `--check` does.
+fn migrate_schema(config: &Config) -> Result<ExitCode> {
+    let store = open_for_admin(config)?;
+    say!(
+        "database {}: schema version {SCHEMA_VERSION} (current)",
+        store.path().display()
+    );
+    log_admin(
+        "migrate",
+        &Admin::current(),
+        &[
+            ("database", &store.path().display().to_string()),
+            ("schema", &SCHEMA_VERSION.to_string()),
+        ],
+    );
+    report_user_names(config, &store)
+}
+
+/// `apppw migrate --check`: changes nothing; reports what needs the admin. Exit 1 if
+/// anything does.
+fn migrate_check(config: &Config) -> Result<ExitCode> {
+    warn_about_config(config);
+    let store = match Store::open_read_only(&config.database) {
+        Ok(store) => store,
+        Err(StoreError::Missing(_)) => {
+            say!("database {}: not created yet", config.database);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    warn_about(&store);
+    say!(
+        "database {}: schema version {SCHEMA_VERSION} (current)",
+        store.path().display()
+    );
+    report_user_names(config, &store)
+}
+
+/// Lists the stored user names that are not in canonical form: their app passwords no longer
+/// log in (lookups use the canonical name). They are reported, never merged: only the admin
+/// can tell whether `Alice` and `alice` are one person.
+fn report_user_names(config: &Config, store: &Store) -> Result<ExitCode> {
+    let stray = store.noncanonical_users(config)?;
+    if stray.is_empty() {
+        say!("user names: all in canonical form");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let total: usize = stray.iter().map(|(_, n)| n).sum();
+    say!(
+        "user names: {total} app password(s) stored under {} name(s) that are not in \
+         canonical form. THEY NO LONGER LOG IN: logins look the user up by the canonical name.",
+        stray.len()
+    );
+    for (user, n) in &stray {
+        say!(
+            "  {:?}: {n} app password(s); logins look up {:?}",
+            printable(user),
+            printable(&config.canonical_user(user))
+        );
+    }
+    say!(
+        "Check with each user, then `apppw revoke USER --all` (it also removes these) and \
+         create new ones; or set [users] case_sensitive = true if names differing in case are \
+         different people here."
+    );
+    Err(Failure::msg(format!(
+        "{total} app password(s) under user names not in canonical form (see above)"
+    )))
+}
+
+/// Warns on stderr about stored user names not in canonical form (see
+/// [`report_user_names`]).
+fn warn_about_user_names(config: &Config, store: &Store) {
+    if let Ok(stray) = store.noncanonical_users(config) {
+        if !stray.is_empty() {
+            let names: Vec<String> = stray.iter().map(|(u, _)| printable(u)).collect();
+            eprintln!(
+                "apppw: warning: app passwords stored under user names not in canonical form \
+                 no longer log in: {}; see `apppw migrate --check`",
+                names.join(", ")
+            );
+        }
     }
 }
 
@@ -169,6 +261,16 @@ fn migrate(
         )));
     }
     let done = dest.import(&rows)?;
+    log_admin(
+        "migrate",
+        &Admin::current(),
+        &[
+            ("from", &from.display().to_string()),
+            ("to", &target.url),
+            ("copied", &done.copied.to_string()),
+            ("skipped", &done.skipped.to_string()),
+        ],
+    );
     say!(
         "copied {} of {} app passwords from {} to {}",
         done.copied,
@@ -220,16 +322,41 @@ fn create(
         .map_err(|e| Failure::msg(format!("--services: {e}")))?;
     let now = apppw::now();
     let expires_at = expires.map(|e| parse_expiry(e, now)).transpose()?;
+    let canonical = config.canonical_user(user);
+    if canonical != user {
+        eprintln!(
+            "apppw: note: user {} is stored as {} (user names are lowercased; see [users] in \
+             apppw.toml(5))",
+            printable(user),
+            printable(&canonical)
+        );
+    }
     let mut store = open_for_admin(config)?;
     let (cred, password) = issue::create(
         config,
         &mut store,
-        user,
+        &canonical,
         label,
         expires_at,
         services.as_deref(),
         now,
     )?;
+    let expires = cred.expires_at.map_or_else(|| "-".to_owned(), rfc3339);
+    let services = cred
+        .services
+        .as_ref()
+        .map_or_else(|| "-".to_owned(), |s| s.join(","));
+    log_admin(
+        "create",
+        &Admin::current(),
+        &[
+            ("user", &cred.user),
+            ("label", &cred.label),
+            ("id", &cred.id.to_string()),
+            ("expires", &expires),
+            ("services", &services),
+        ],
+    );
     print_created(&cred, &password, as_json)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -275,9 +402,21 @@ fn print_created(cred: &Credential, password: &secret::AppPassword, as_json: boo
 
 /// Opens the database for writing, telling the admin about insecure permissions.
 fn open_for_admin(config: &Config) -> Result<Store> {
+    warn_about_config(config);
     let store = Store::open_for_admin(&config.database)?;
     warn_about(&store);
     Ok(store)
+}
+
+/// The CLI reads any config it is given; the PAM module and checkpassword refuse one that
+/// fails the trust rule. Say so before the admin wonders why logins fail.
+fn warn_about_config(config: &Config) {
+    use apppw::trust::{self, CheckError, Identity, Parent};
+    if let Err(CheckError::Untrusted(t)) =
+        trust::open(&config.path, &Identity::of_process(), Parent::Checked)
+    {
+        eprintln!("apppw: warning: logins will refuse this config: {t}");
+    }
 }
 
 fn warn_about(store: &Store) {
@@ -301,10 +440,26 @@ fn credential_json(c: &Credential) -> serde_json::Value {
 }
 
 fn list(config: &Config, user: Option<&str>, as_json: bool) -> Result<ExitCode> {
+    warn_about_config(config);
     let creds = match Store::open_read_only(&config.database) {
         Ok(store) => {
             warn_about(&store);
-            store.list(user)?
+            warn_about_user_names(config, &store);
+            match user {
+                None => store.list(None)?,
+                // The canonical name, and the variants that no longer log in, so that the
+                // admin sees everything that was issued to this person.
+                Some(user) => {
+                    let mut all = Vec::new();
+                    for name in store.names_of(config, &config.canonical_user(user))? {
+                        all.extend(store.list(Some(&name))?);
+                    }
+                    all.sort_by(|a, b| {
+                        (&a.user, a.created_at, a.id).cmp(&(&b.user, b.created_at, b.id))
+                    });
+                    all
+                }
+            }
         }
         // A fresh installation has no database until the first `create`.
         Err(StoreError::Missing(_)) => Vec::new(),
@@ -318,7 +473,7 @@ fn list(config: &Config, user: Option<&str>, as_json: bool) -> Result<ExitCode> 
     }
     if creds.is_empty() {
         match user {
-            Some(u) => writeln!(out, "{u} has no app passwords")?,
+            Some(u) => writeln!(out, "{} has no app passwords", printable(u))?,
             None => writeln!(out, "no app passwords")?,
         }
         return Ok(ExitCode::SUCCESS);
@@ -327,11 +482,12 @@ fn list(config: &Config, user: Option<&str>, as_json: bool) -> Result<ExitCode> 
         .iter()
         .map(|c| {
             let last = match (c.last_used_at, &c.last_used_ip, &c.last_used_service) {
+                // Stored from the client's side of a login: as untrusted as a label.
                 (Some(t), ip, svc) => format!(
                     "{} {} {}",
                     rfc3339(t),
-                    ip.as_deref().unwrap_or("-"),
-                    svc.as_deref().unwrap_or("-")
+                    ip.as_deref().map_or_else(|| "-".into(), printable),
+                    svc.as_deref().map_or_else(|| "-".into(), printable)
                 ),
                 _ => "never".into(),
             };
@@ -392,28 +548,55 @@ fn printable(s: &str) -> String {
 
 fn revoke(config: &Config, user: &str, what: Option<&str>, all: bool) -> Result<ExitCode> {
     let mut store = open_for_admin(config)?;
-    let removed = match (what, all) {
-        (_, true) => store.revoke_all(user)?,
+    let canonical = config.canonical_user(user);
+    // The canonical name first, then variants stored before names were canonical.
+    let mut names = store.names_of(config, &canonical)?;
+    names.sort_by_key(|n| *n != canonical);
+    let shown = printable(&canonical);
+    let mut removed = Vec::new();
+    match (what, all) {
+        (_, true) => {
+            for name in &names {
+                removed.extend(store.revoke_all(name)?);
+            }
+        }
         (Some(what), false) => {
-            let removed = store.revoke(user, what)?;
+            for name in &names {
+                removed = store.revoke(name, what)?;
+                if !removed.is_empty() {
+                    break;
+                }
+            }
             if removed.is_empty() {
                 return Err(Failure::msg(format!(
-                    "{user} has no app password with label or id {what:?}; see `apppw list {user}`"
+                    "{shown} has no app password with label or id {what:?}; see `apppw list {shown}`"
                 )));
             }
-            removed
         }
         (None, false) => return Err(Failure::msg("name a label or id, or use --all")),
-    };
+    }
+    let admin = Admin::current();
+    let ids: Vec<String> = removed.iter().map(|c| c.id.to_string()).collect();
+    let labels: Vec<&str> = removed.iter().map(|c| c.label.as_str()).collect();
+    log_admin(
+        "revoke",
+        &admin,
+        &[
+            ("user", &canonical),
+            ("what", if all { "--all" } else { what.unwrap_or("") }),
+            ("ids", &ids.join(",")),
+            ("labels", &labels.join(",")),
+        ],
+    );
     if removed.is_empty() {
-        say!("{user} has no app passwords; nothing revoked");
+        say!("{shown} has no app passwords; nothing revoked");
     }
     for c in &removed {
         say!(
             "revoked app password {:?} (id {}) of {}",
             c.label,
             c.id,
-            c.user
+            printable(&c.user)
         );
     }
     if let Some(c) = removed.first() {
@@ -482,7 +665,7 @@ fn verify_stdin(config: &Config, user: &str, ip: &str, service: Option<&str>) ->
             why.code()
         ),
         Decision::Refused(_) => String::new(),
-        Decision::Unavailable(why) => format!(" ({why})"),
+        Decision::Unavailable(why) | Decision::ConfigError(why) => format!(" ({why})"),
     };
     say!("{result}: {reason}{detail}");
     let location = verdict.location.to_string();

@@ -128,9 +128,20 @@ pub fn authenticate(
     }
     let (result, reason) = verdict.decision.audit_fields();
     match verdict.decision {
+        // The app password belongs to the canonical name: Dovecot continues as that user
+        // (with `auth_username_format = %u` and a case-sensitive userdb, `ALICE` could be
+        // another account, which alice's app password must not open).
         Decision::Accepted { label, .. } => {
             audit.log(result, reason, Some(&label), None);
-            reply(user, false)
+            reply(&config.canonical_user(user), false)
+        }
+        Decision::ConfigError(why) => {
+            audit.log(result, reason, None, None);
+            audit::warn(
+                PROG,
+                &format!("{why}; every login is refused until it is fixed"),
+            );
+            Outcome::Exit(Exit::TempFail, Some(why))
         }
         Decision::Refused(_) => {
             audit.log(result, reason, None, None);
@@ -185,6 +196,7 @@ fn try_primary(
         return Outcome::Exit(Exit::Refused, None);
     }
     match primary.check(service, req.user, req.password, req.client) {
+        // PAM vouched for the name as given, so that is the name Dovecot continues with.
         PamOutcome::Accepted => {
             let detail = store_down.map(|m| format!("app-password store unavailable: {m}"));
             audit.log("accepted", "primary-on-campus", None, detail.as_deref());
@@ -203,7 +215,8 @@ fn try_primary(
     }
 }
 
-/// Lookup mode (`AUTHORIZED=1`): never authenticates; says whether the user has app passwords.
+/// Lookup mode (`AUTHORIZED=1`): never authenticates; says whether the user (in canonical
+/// form) has app passwords. `USER` stays the name Dovecot gave: nothing was verified here.
 pub fn lookup(config: &Config, user: &[u8], env: &CallEnv) -> Outcome {
     let Some(user) = std::str::from_utf8(user)
         .ok()
@@ -211,12 +224,18 @@ pub fn lookup(config: &Config, user: &[u8], env: &CallEnv) -> Outcome {
     else {
         return Outcome::Exit(Exit::UnknownUser, None);
     };
-    match Store::open_for_login(&config.database).and_then(|s| s.user_exists(user)) {
+    let canonical = config.canonical_user(user);
+    match Store::open_for_login(&config.database).and_then(|s| s.user_exists(&canonical)) {
         Ok(true) => reply(user, true),
         Ok(false) => Outcome::Exit(Exit::UnknownUser, None),
         Err(e) => {
             let msg = e.to_string();
-            Audit { env, user }.log("tempfail", "store-unavailable", None, Some(&msg));
+            let (result, reason) = if e.is_configuration() {
+                ("error", "untrusted-file")
+            } else {
+                ("tempfail", "store-unavailable")
+            };
+            Audit { env, user }.log(result, reason, None, Some(&msg));
             Outcome::Exit(Exit::TempFail, Some(msg))
         }
     }
@@ -465,6 +484,42 @@ mod tests {
         );
     }
 
+    /// `USER` is the canonical name when an app password decided, the name as given when PAM
+    /// checked the normal password.
+    #[test]
+    fn user_is_canonical_for_app_passwords_as_given_for_pam() {
+        let w = World::new(true);
+        let pw = w.add("alice", "phone");
+        let mut pam = FakePam::new(PamOutcome::Accepted);
+        assert_eq!(w.login("ALICE", &pw, OFF, &mut pam), accepted("alice"));
+        assert_eq!(
+            w.login("Alice", "Winter2026!", CAMPUS, &mut pam),
+            accepted("Alice")
+        );
+        assert_eq!(pam.calls[0].1, "Alice", "PAM checks the name as given");
+    }
+
+    #[test]
+    fn untrusted_database_is_a_temporary_failure_everywhere() {
+        use std::os::unix::fs::PermissionsExt;
+        let w = World::new(true);
+        let pw = w.add("alice", "phone");
+        let db = w.config.database.sqlite_path().unwrap().to_path_buf();
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let mut pam = FakePam::new(PamOutcome::Accepted);
+        for ip in [OFF, CAMPUS] {
+            let out = w.login("alice", &pw, ip, &mut pam);
+            assert!(
+                matches!(&out, Outcome::Exit(Exit::TempFail, Some(m)) if m.contains("chmod o-w")),
+                "{out:?}"
+            );
+        }
+        assert!(
+            pam.calls.is_empty(),
+            "the normal password is not tried either"
+        );
+    }
+
     #[test]
     fn lookup_mode() {
         let w = World::new(true);
@@ -481,6 +536,13 @@ mod tests {
             lookup(&w.config, b"alice", &env),
             Outcome::Reply {
                 user: "alice".into(),
+                lookup: true
+            }
+        );
+        assert_eq!(
+            lookup(&w.config, b"ALICE", &env),
+            Outcome::Reply {
+                user: "ALICE".into(),
                 lookup: true
             }
         );

@@ -38,13 +38,15 @@ fn start_watchdog() {
         .name("deadline".into())
         .spawn(|| {
             std::thread::sleep(DEADLINE);
-            // No syslog here: it could block too, and this must exit.
-            eprintln!(
+            // No syslog here: it could block too, and this must exit. `_exit`, not
+            // `process::exit`: the main thread may hold libpam's, SQLite's or stdio's locks,
+            // which exit handlers and destructors would wait for.
+            sys::write_stderr(&format!(
                 "{PROG}: no decision within {} s (database locked or PAM service hanging?); \
-                 temporary failure",
+                 temporary failure\n",
                 DEADLINE.as_secs()
-            );
-            std::process::exit(Exit::TempFail.code());
+            ));
+            sys::exit_now(Exit::TempFail.code())
         });
     if spawned.is_err() {
         eprintln!("{PROG}: cannot start the deadline thread; temporary failure");
@@ -63,7 +65,8 @@ fn run() -> Exit {
         Ok(Args::Help) => {
             println!(
                 "{USAGE}\n\nDovecot checkpassword backend for apppw application passwords.\n\
-                 Reads user and password from fd 3; config: --config, $APPPW_CONFIG, or {}.",
+                 Reads user and password from fd 3; config: --config, $APPPW_CONFIG, or {}\n\
+                 (it, and the database, must belong to root or to this user: see pam_apppw(8)).",
                 apppw::config::DEFAULT_PATH
             );
             std::process::exit(0);
@@ -109,7 +112,7 @@ fn decide_call(config_path: Option<&Path>) -> Outcome {
             Some("AUTHORIZED=1 (lookup mode) but a password was given".into()),
         );
     }
-    let config = match apppw::Config::load(config_path) {
+    let config = match apppw::Config::load_trusted(config_path) {
         Ok(c) => c,
         Err(e) => {
             let msg = e.to_string();

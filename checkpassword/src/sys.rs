@@ -1,7 +1,7 @@
-//! The only two places this program needs raw system interfaces: taking over file
-//! descriptor 3 (where the checkpassword protocol hands over the credentials) and calling
-//! libpam for the normal password on campus (the `pamauth` crate). Everything else in the
-//! crate is safe Rust.
+//! The only places this program needs raw system interfaces: taking over file descriptor 3
+//! (where the checkpassword protocol hands over the credentials), calling libpam for the normal
+//! password on campus (the `pamauth` crate), and the deadline's immediate exit. Everything else
+//! in the crate is safe Rust.
 #![allow(unsafe_code)]
 
 use libc::c_int;
@@ -29,4 +29,19 @@ pub fn take_input_fd() -> Option<File> {
     // the caller set it up for this program alone. The flag above makes this the only
     // `File` ever made from it, so it is closed exactly once.
     Some(unsafe { File::from_raw_fd(INPUT_FD) })
+}
+
+/// Writes `message` to stderr with one `write(2)`: no lock of `std::io::stderr` is taken (the
+/// stuck main thread may hold it). Best effort.
+pub fn write_stderr(message: &str) {
+    // SAFETY: the pointer and length describe `message`, which outlives the call; fd 2 is
+    // at worst closed, and then write fails harmlessly.
+    let _ = unsafe { libc::write(2, message.as_ptr().cast(), message.len()) };
+}
+
+/// Ends the process now with `code`, running no exit handlers, destructors or stdio flushes
+/// (`_exit(2)`): safe to call from the deadline thread while the main thread holds locks.
+pub fn exit_now(code: c_int) -> ! {
+    // SAFETY: _exit has no preconditions and does not return.
+    unsafe { libc::_exit(code) }
 }

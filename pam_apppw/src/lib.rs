@@ -15,8 +15,15 @@
 //! | no app password, client on campus               | `PAM_IGNORE`           | `pam_unix` decides       |
 //! | no app password, client off campus              | `PAM_AUTH_ERR`         | refused                  |
 //! | database unusable, client off campus            | `PAM_AUTHINFO_UNAVAIL` | refused                  |
-//! | bad module argument, config unreadable/invalid  | `PAM_SERVICE_ERR`      | refused, normal password too |
+//! | bad module argument, config unreadable/invalid, | `PAM_SERVICE_ERR`      | refused, normal password too |
+//! | config or database not trusted (`apppw::trust`) |                        |                          |
 //! | Argon2 self-test failed (`apppw::hash`)         | `PAM_SERVICE_ERR`      | refused, normal password too |
+//!
+//! The config is `config=FILE`, else `/etc/apppw/apppw.toml`: never `$APPPW_CONFIG`, since the
+//! caller of su or sudo chooses the environment ([`Config::load_for_pam_module`]). An accepted
+//! app password belongs to the canonical user name; when the name given differs (`ALICE` for
+//! `alice`), `PAM_USER` is set to the canonical one, so that the application (Dovecot reads it
+//! back) continues as the user the password belongs to.
 //!
 //! Every decision is one `authpriv` line, e.g.
 //! `pam_apppw(imap:auth): service=imap user=alice rhost=203.0.113.9 result=accepted reason=app-password label=phone`.
@@ -38,7 +45,7 @@ use apppw::hash::Argon2Kdf;
 use apppw::store::{LazyStore, Store};
 use apppw::verify::{Decision, Reason, Record, Request, verify};
 use pam::constants::{PamFlag, PamResultCode};
-use pam::items::{RHost, Service};
+use pam::items::{RHost, Service, User};
 use pam::module::{PamHandle, PamHooks};
 use std::ffi::{CStr, OsStr};
 use std::os::unix::ffi::OsStrExt;
@@ -56,6 +63,8 @@ pub trait Pam {
     fn rhost(&self) -> Option<String>;
     /// `PAM_SERVICE`, if set.
     fn service(&self) -> Option<String>;
+    /// Sets `PAM_USER`.
+    fn set_user(&mut self, user: &str) -> Result<(), PamResultCode>;
     /// Writes the decision line.
     fn log(&mut self, prefix: &str, event: &Event<'_>) {
         audit::log(prefix, event);
@@ -82,7 +91,7 @@ pub fn authenticate(pam: &mut impl Pam, args: &[&CStr]) -> PamResultCode {
             return PamResultCode::PAM_SERVICE_ERR;
         }
     };
-    let config = match Config::load(explicit.as_deref()) {
+    let config = match Config::load_for_pam_module(explicit.as_deref()) {
         Ok(config) => config,
         Err(e) => {
             pam.warn(
@@ -140,7 +149,7 @@ pub fn authenticate(pam: &mut impl Pam, args: &[&CStr]) -> PamResultCode {
     let (label, detail) = match &verdict.decision {
         Decision::Accepted { label, .. } => (Some(label.as_str()), None),
         Decision::TryPrimary(why) => (None, Some(why.code())),
-        Decision::Refused(_) | Decision::Unavailable(_) => (None, None),
+        Decision::Refused(_) | Decision::Unavailable(_) | Decision::ConfigError(_) => (None, None),
     };
     pam.log(
         &prefix,
@@ -155,13 +164,30 @@ pub fn authenticate(pam: &mut impl Pam, args: &[&CStr]) -> PamResultCode {
         },
     );
     // The database problem in words an admin can act on (the decision line only has codes).
-    if let Decision::Unavailable(why) | Decision::TryPrimary(Reason::StoreUnavailable(why)) =
-        &verdict.decision
-    {
-        pam.warn(&prefix, why);
+    match &verdict.decision {
+        Decision::Unavailable(why) | Decision::TryPrimary(Reason::StoreUnavailable(why)) => {
+            pam.warn(&prefix, why);
+        }
+        Decision::ConfigError(why) => pam.warn(
+            &prefix,
+            &format!("{why}; every password is refused until it is fixed"),
+        ),
+        _ => {}
     }
     if let Some(warning) = &verdict.warning {
         pam.warn(&prefix, warning);
+    }
+    if let Decision::Accepted { .. } = &verdict.decision {
+        let canonical = config.canonical_user(&user);
+        if canonical != user {
+            if let Err(code) = pam.set_user(&canonical) {
+                pam.warn(
+                    &prefix,
+                    &format!("cannot set PAM_USER to the canonical name: {code:?}"),
+                );
+                return PamResultCode::PAM_SERVICE_ERR;
+            }
+        }
     }
     pam_code(&verdict.decision)
 }
@@ -222,6 +248,7 @@ pub fn pam_code(decision: &Decision) -> PamResultCode {
         Decision::TryPrimary(_) => PamResultCode::PAM_IGNORE,
         Decision::Refused(_) => PamResultCode::PAM_AUTH_ERR,
         Decision::Unavailable(_) => PamResultCode::PAM_AUTHINFO_UNAVAIL,
+        Decision::ConfigError(_) => PamResultCode::PAM_SERVICE_ERR,
     }
 }
 
@@ -280,6 +307,11 @@ impl Pam for Handle<'_> {
     fn service(&self) -> Option<String> {
         let item = self.0.get_item::<Service<'_>>().ok().flatten()?;
         Some(item.0.to_string_lossy().into_owned())
+    }
+
+    fn set_user(&mut self, user: &str) -> Result<(), PamResultCode> {
+        let user = std::ffi::CString::new(user).map_err(|_| PamResultCode::PAM_BUF_ERR)?;
+        self.0.set_item_str(User(&user))
     }
 }
 

@@ -24,6 +24,8 @@ struct FakePam {
     prompts: usize,
     lines: Vec<String>,
     warnings: Vec<String>,
+    /// `PAM_USER` as set by the module.
+    set_user: Option<String>,
 }
 
 impl FakePam {
@@ -36,6 +38,7 @@ impl FakePam {
             prompts: 0,
             lines: Vec::new(),
             warnings: Vec::new(),
+            set_user: None,
         }
     }
 
@@ -65,6 +68,10 @@ impl Pam for FakePam {
     }
     fn service(&self) -> Option<String> {
         self.service.clone()
+    }
+    fn set_user(&mut self, user: &str) -> Result<(), PamResultCode> {
+        self.set_user = Some(user.to_owned());
+        Ok(())
     }
     fn log(&mut self, prefix: &str, event: &Event<'_>) {
         self.lines.push(format!("{prefix}: {}", event.line()));
@@ -279,6 +286,63 @@ fn bad_arguments_and_configs_end_the_stack_without_asking() {
     assert_eq!(w.run(&mut pam), PamResultCode::PAM_SERVICE_ERR);
     assert!(pam.warnings[0].contains("line 2"), "{:?}", pam.warnings);
     assert!(pam.warnings[0].starts_with("pam_apppw(imap:auth): "));
+}
+
+/// An app password belongs to the canonical name: typed as `ALICE` it is accepted, and the
+/// application continues as `alice`. With `case_sensitive = true`, `ALICE` is someone else.
+#[test]
+fn user_names_are_canonical_and_pam_user_follows() {
+    let w = World::new();
+    let pw = w.add("alice", "phone", None, None);
+    let mut pam = FakePam::new("ALICE", &pw, Some(OFF));
+    assert_eq!(w.run(&mut pam), PamResultCode::PAM_SUCCESS);
+    assert_eq!(pam.set_user.as_deref(), Some("alice"));
+    let mut pam = FakePam::new("alice", &pw, Some(OFF));
+    assert_eq!(w.run(&mut pam), PamResultCode::PAM_SUCCESS);
+    assert_eq!(pam.set_user, None, "already canonical: left alone");
+    // A refusal never renames.
+    let mut pam = FakePam::new("ALICE", NORMAL, Some(CAMPUS));
+    assert_eq!(w.run(&mut pam), PamResultCode::PAM_IGNORE);
+    assert_eq!(pam.set_user, None);
+
+    let text = std::fs::read_to_string(&w.config).unwrap();
+    std::fs::write(&w.config, format!("{text}[users]\ncase_sensitive = true\n")).unwrap();
+    let mut pam = FakePam::new("ALICE", &pw, Some(OFF));
+    assert_eq!(w.run(&mut pam), PamResultCode::PAM_AUTH_ERR);
+}
+
+/// A config or database someone else may change ends the stack, on campus too.
+#[test]
+fn untrusted_files_end_the_stack() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = World::new();
+    let pw = w.add("alice", "phone", None, None);
+    let set = |p: &std::path::Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    };
+    set(&w.db(), 0o666);
+    for (password, rhost) in [(pw.as_str(), OFF), (pw.as_str(), CAMPUS)] {
+        let mut pam = FakePam::new("alice", password, Some(rhost));
+        assert_eq!(w.run(&mut pam), PamResultCode::PAM_SERVICE_ERR, "{rhost}");
+        assert!(
+            pam.lines[0].contains("result=error reason=untrusted-file"),
+            "{:?}",
+            pam.lines
+        );
+        assert!(
+            pam.warnings
+                .iter()
+                .any(|m| m.contains("apppw.db") && m.contains("chmod o-w")),
+            "{:?}",
+            pam.warnings
+        );
+    }
+    set(&w.db(), 0o660);
+    set(&w.config, 0o666);
+    let mut pam = FakePam::new("alice", &pw, Some(OFF));
+    assert_eq!(w.run(&mut pam), PamResultCode::PAM_SERVICE_ERR);
+    assert_eq!(pam.prompts, 0);
+    assert!(pam.warnings[0].contains("apppw.toml"), "{:?}", pam.warnings);
 }
 
 #[test]

@@ -110,13 +110,11 @@ impl PasswordCheck for Pam {
 }
 
 /// The one canonical form of every user name the page gets from authentication (the name PAM
-/// returned, or the proxy's header). SPEC "Trust": names are compared lowercased, as
-/// Dovecot's `auth_username_format = %Lu` does, unless `[users] case_sensitive = true` keeps
-/// them exact. This body is to be replaced by the shared config's canonicalisation.
+/// returned, or the proxy's header): SPEC "Trust", the same rule as every other front-end
+/// ([`Config::canonical_user`]).
 #[must_use]
 pub fn canonical_user(config: &Config, name: &str) -> String {
-    let _ = config;
-    name.to_lowercase()
+    config.canonical_user(name)
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -1436,12 +1434,30 @@ impl App {
                 return self.server_error(req, "delete", &e);
             }
         }
-        // Deleted. What follows a revoke in every front-end (SPEC "Revocation and Dovecot's
-        // cache": the auth-cache flush, whose outcome joins the message below) belongs here.
+        // Deleted. As after `apppw revoke` (SPEC "Revocation and Dovecot's cache"): a login
+        // Dovecot cached before the delete must not be answered from its cache. The outcome is
+        // the administrator's business: it goes to the log, never into the user's page.
+        let cache = match apppw::authcache::flush(&self.config.dovecot, &who.user) {
+            apppw::authcache::Outcome::Flushed(_) => "flushed",
+            apppw::authcache::Outcome::Disabled => "not-flushed-disabled",
+            apppw::authcache::Outcome::NoDoveadm => "no-doveadm",
+            apppw::authcache::Outcome::Failed(why) => {
+                audit::problem(&format!(
+                    "user {}: Dovecot's auth cache was not flushed after a delete: {why}",
+                    apppw::audit::escape(&who.user)
+                ));
+                "flush-failed"
+            }
+        };
         audit::record(
             &who.user,
             "delete",
-            &[("label", &cred.label), ("id", &id), ("client", &client)],
+            &[
+                ("label", &cred.label),
+                ("id", &id),
+                ("client", &client),
+                ("auth_cache", cache),
+            ],
             "ok",
         );
         self.notify(

@@ -34,7 +34,9 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let config = match apppw::Config::load(args.config.as_deref()) {
+    // The page decides who may create and delete app passwords: its config must pass the same
+    // trust rule as the checkpassword backend's (SPEC "Trust").
+    let config = match apppw::Config::load_trusted(args.config.as_deref()) {
         Ok(c) => c,
         Err(e) => return fail(&e.to_string()),
     };

@@ -8,6 +8,12 @@
 //! escaped (`\xNN` for anything outside printable ASCII, and for space, `"`, `\` and `=`) and
 //! bounded, so a user name cannot forge a second line or field. Passwords and hashes are never
 //! passed here.
+//!
+//! The admin CLI writes one line per change, naming who made it ([`Admin`]):
+//!
+//! ```text
+//! apppw(create): admin=carol uid=0 user=alice label=phone id=7 expires=- services=-
+//! ```
 
 use std::fmt::Write as _;
 
@@ -101,6 +107,52 @@ pub fn warn(prefix: &str, message: &str) {
     send(&format!("{prefix}: {bounded}"), false);
 }
 
+/// Who runs an admin command: the admin behind sudo (`SUDO_USER`), else the real user, and
+/// always the real uid the kernel reports (so a `SUDO_USER` set by hand does not hide who it
+/// was).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admin {
+    /// `SUDO_USER`, else the login name of `uid`, else `uid N`.
+    pub name: String,
+    /// The real user id of the process.
+    pub uid: u32,
+}
+
+impl Admin {
+    /// The admin running this process.
+    #[must_use]
+    pub fn current() -> Admin {
+        let uid = crate::sys::uid();
+        let sudo = std::env::var("SUDO_USER").ok().filter(|s| !s.is_empty());
+        let name = sudo
+            .or_else(|| crate::sys::user_name(uid))
+            .unwrap_or_else(|| format!("uid {uid}"));
+        Admin { name, uid }
+    }
+}
+
+/// The line of an admin action (without the syslog header): `apppw(ACTION): admin=NAME uid=N
+/// key=value...`, every value escaped like a decision line's.
+#[must_use]
+pub fn admin_line(action: &str, admin: &Admin, fields: &[(&str, &str)]) -> String {
+    let mut s = format!(
+        "apppw({}): admin={} uid={}",
+        escape(action),
+        escape(&admin.name),
+        admin.uid
+    );
+    for (key, value) in fields {
+        let _ = write!(s, " {key}={}", escape(value));
+    }
+    s
+}
+
+/// Sends one admin action line to syslog (authpriv.notice). Never fails the caller. Never
+/// pass a password or a hash.
+pub fn log_admin(action: &str, admin: &Admin, fields: &[(&str, &str)]) {
+    send(&admin_line(action, admin, fields), false);
+}
+
 fn send(message: &str, info: bool) {
     let formatter = syslog::Formatter3164 {
         facility: syslog::Facility::LOG_AUTHPRIV,
@@ -147,6 +199,28 @@ mod tests {
             e.line(),
             "service=- user=alice rhost=- result=accepted reason=app-password"
         );
+    }
+
+    #[test]
+    fn admin_lines_name_the_admin_and_escape_values() {
+        let admin = Admin {
+            name: "carol".into(),
+            uid: 0,
+        };
+        assert_eq!(
+            admin_line(
+                "revoke",
+                &admin,
+                &[("user", "alice"), ("label", "my phone")]
+            ),
+            "apppw(revoke): admin=carol uid=0 user=alice label=my\\x20phone"
+        );
+        let forged = Admin {
+            name: "x uid=1000".into(),
+            uid: 0,
+        };
+        assert!(admin_line("create", &forged, &[]).ends_with("admin=x\\x20uid\\x3d1000 uid=0"));
+        assert_eq!(Admin::current().uid, crate::sys::uid());
     }
 
     #[test]

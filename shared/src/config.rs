@@ -1,24 +1,38 @@
 //! The configuration file (`/etc/apppw/apppw.toml`).
 //!
-//! Lookup order: an explicit path (`--config FILE`, `config=FILE`), then `APPPW_CONFIG`, then
-//! [`DEFAULT_PATH`]. Unknown keys, malformed CIDRs and `except` entries outside every `campus`
-//! entry are errors naming the file, line and key. A config that cannot be loaded never grants
-//! access: without it nobody knows where campus is.
+//! Which file, by program (SPEC "Configuration"):
+//!
+//! | program                         | lookup                                                   | constructor                      |
+//! |---------------------------------|----------------------------------------------------------|----------------------------------|
+//! | `pam_apppw.so`                  | `config=FILE`, else [`DEFAULT_PATH`]; **never the environment** | [`Config::load_for_pam_module`] |
+//! | checkpassword, web page         | `--config FILE`, `$APPPW_CONFIG`, [`DEFAULT_PATH`]        | [`Config::load_trusted`]         |
+//! | admin CLI                       | the same                                                 | [`Config::load`]                 |
+//!
+//! A PAM module runs inside su, sudo, login and polkit helpers, whose caller controls the
+//! environment: a config (and so a database) chosen by the caller would let any local user in
+//! as anyone. The PAM constructor therefore takes no part in the environment lookup at all.
+//! The login front-ends also check the file, and the directories above it, with
+//! [`crate::trust`]; the CLI only refuses a world-writable file and warns about the rest.
+//!
+//! Unknown keys, malformed CIDRs and `except` entries outside every `campus` entry are errors
+//! naming the file, line and key. A config that cannot be loaded never grants access: without
+//! it nobody knows where campus is.
 
 use crate::hash::Params;
 use crate::network::{NetworkPolicy, canonical_net};
 use crate::store::{Database, PgTarget};
+use crate::trust::{self, CheckError, Identity, Parent, TrustError};
 use ipnet::IpNet;
 use serde::Deserialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
-/// Used when neither an explicit path nor `APPPW_CONFIG` is given.
+/// Used when no path is given (and, except for the PAM module, `APPPW_CONFIG` is not set).
 pub const DEFAULT_PATH: &str = "/etc/apppw/apppw.toml";
 /// Used when the file has no `database` key.
 pub const DEFAULT_DATABASE: &str = "/var/lib/apppw/apppw.db";
-/// Environment variable naming the config file.
+/// Environment variable naming the config file (CLI, checkpassword and web page only).
 pub const ENV_VAR: &str = "APPPW_CONFIG";
 /// Config files larger than this are refused (a config is a few hundred bytes).
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
@@ -41,6 +55,8 @@ pub struct Config {
     pub lockout: Lockout,
     /// `[dovecot]`: flushing Dovecot's auth cache after a revocation.
     pub dovecot: crate::authcache::Settings,
+    /// `[users] case_sensitive`: keep user names exactly as given instead of lowercasing them.
+    pub case_sensitive_users: bool,
 }
 
 /// `[lockout]`: after `per_client` failed app-password attempts for a user from one address,
@@ -75,13 +91,19 @@ impl Default for Lockout {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read config file {path}: {source}{hint}", hint = read_hint(source))]
+    #[error("cannot read config file {}: {source}{hint}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
         /// The OS error.
         source: std::io::Error,
+        /// What to do about it.
+        hint: &'static str,
     },
+    /// The file, or a directory above it, may be changed by someone this program does not
+    /// trust (SPEC "Trust").
+    #[error("config file not trusted: {0}")]
+    Untrusted(TrustError),
     /// Everyone may write the file: anyone could declare the Internet to be campus.
     #[error("config file {0} is writable by every user; refusing to use it (fix with chmod o-w)")]
     Insecure(PathBuf),
@@ -93,11 +115,26 @@ pub enum ConfigError {
     Invalid(Located),
 }
 
-fn read_hint(e: &std::io::Error) -> &'static str {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => " (create it, or pass --config FILE / set APPPW_CONFIG)",
-        std::io::ErrorKind::PermissionDenied => {
-            " (make it readable by this user, e.g. root:dovecot mode 0640)"
+/// How a program finds its config: what the "not found" hint tells the admin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lookup {
+    /// `--config`, `APPPW_CONFIG`, default.
+    CommandLine,
+    /// `config=FILE`, default.
+    PamModule,
+}
+
+fn read_hint(kind: std::io::ErrorKind, lookup: Lookup) -> &'static str {
+    match (kind, lookup) {
+        (std::io::ErrorKind::NotFound, Lookup::CommandLine) => {
+            " (create it, or pass --config FILE / set APPPW_CONFIG)"
+        }
+        (std::io::ErrorKind::NotFound, Lookup::PamModule) => {
+            " (create it, or name it with the module argument config=FILE; the PAM module \
+             never reads APPPW_CONFIG)"
+        }
+        (std::io::ErrorKind::PermissionDenied, _) => {
+            " (make it readable by this user, e.g. root:apppw mode 0640)"
         }
         _ => "",
     }
@@ -144,6 +181,14 @@ struct RawConfig {
     lockout: RawLockout,
     #[serde(default)]
     dovecot: crate::authcache::RawSettings,
+    #[serde(default)]
+    users: RawUsers,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawUsers {
+    case_sensitive: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -179,7 +224,9 @@ struct RawArgon2 {
 }
 
 impl Config {
-    /// The path the lookup order selects.
+    /// The path the command-line programs' lookup selects: `explicit` (`--config FILE`), then
+    /// `APPPW_CONFIG`, then [`DEFAULT_PATH`]. Not for the PAM module (see
+    /// [`Config::load_for_pam_module`]).
     #[must_use]
     pub fn locate(explicit: Option<&Path>) -> PathBuf {
         if let Some(p) = explicit {
@@ -191,16 +238,57 @@ impl Config {
         }
     }
 
-    /// Locates and loads the config.
+    /// The admin CLI: locates ([`Config::locate`]) and loads the config. A world-writable file
+    /// is refused; the rest of the trust rule is the CLI's to warn about.
     pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
         Self::load_file(&Self::locate(explicit))
     }
 
-    /// Loads and validates one file.
+    /// The checkpassword backend and the web page: locates the config like the CLI
+    /// ([`Config::locate`]), and refuses it unless it and every directory above it pass
+    /// [`crate::trust`].
+    pub fn load_trusted(explicit: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_checked(&Self::locate(explicit), Lookup::CommandLine)
+    }
+
+    /// The PAM module: `config_arg` (the module argument `config=FILE`), else [`DEFAULT_PATH`].
+    /// **Never the environment**: su, sudo and login run PAM modules with an environment their
+    /// caller chose. The file and every directory above it must pass [`crate::trust`].
+    pub fn load_for_pam_module(config_arg: Option<&Path>) -> Result<Config, ConfigError> {
+        let path = config_arg.unwrap_or(Path::new(DEFAULT_PATH));
+        Self::load_checked(path, Lookup::PamModule)
+    }
+
+    fn load_checked(path: &Path, lookup: Lookup) -> Result<Config, ConfigError> {
+        let mut file =
+            trust::open(path, &Identity::of_process(), Parent::Checked).map_err(|e| match e {
+                CheckError::Untrusted(t) => ConfigError::Untrusted(t),
+                CheckError::Io { source, .. } => ConfigError::Read {
+                    path: path.to_path_buf(),
+                    hint: read_hint(source.kind(), lookup),
+                    source,
+                },
+            })?;
+        let text = trust::read_to_string(&mut file, MAX_CONFIG_BYTES).map_err(|e| match e {
+            CheckError::Untrusted(t) => ConfigError::Untrusted(t),
+            CheckError::Io { source, .. } => ConfigError::Read {
+                path: path.to_path_buf(),
+                hint: "",
+                source,
+            },
+        })?;
+        let Some(text) = text else {
+            return Err(ConfigError::TooLarge(path.to_path_buf()));
+        };
+        Self::parse(path, &text)
+    }
+
+    /// Loads and validates one file (the CLI's checks: world-writable is refused).
     pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
         use std::io::Read;
-        let read_err = |source| ConfigError::Read {
+        let read_err = |source: std::io::Error| ConfigError::Read {
             path: path.to_path_buf(),
+            hint: read_hint(source.kind(), Lookup::CommandLine),
             source,
         };
         let file = std::fs::File::open(path).map_err(read_err)?;
@@ -219,6 +307,20 @@ impl Config {
             return Err(ConfigError::TooLarge(path.to_path_buf()));
         }
         Self::parse(path, &text)
+    }
+
+    /// The one canonical form of a user name (SPEC "Trust"), used by every lookup, insertion,
+    /// listing, revocation and failure counter: lowercased, unless `[users] case_sensitive =
+    /// true`. Lowercasing is Unicode's (`ALICE`, `Alice` and `alice` are one user, and so are
+    /// `ÄLICE` and `älice`, as in a case-insensitive directory such as LDAP); Dovecot's default
+    /// `auth_username_format = %Lu` lowercases ASCII before apppw sees the name.
+    #[must_use]
+    pub fn canonical_user(&self, name: &str) -> String {
+        if self.case_sensitive_users {
+            name.to_owned()
+        } else {
+            name.to_lowercase()
+        }
     }
 
     /// Parses config text; `path` is used for messages and relative database paths.
@@ -382,6 +484,7 @@ impl Config {
         Ok(Config {
             dovecot,
             lockout,
+            case_sensitive_users: raw.users.case_sensitive.unwrap_or(false),
             path: path.to_path_buf(),
             database,
             network: NetworkPolicy::new(campus, except),
@@ -649,6 +752,63 @@ parallelism = 1
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
         let e = Config::load_file(&path).unwrap_err().to_string();
         assert!(e.contains("writable by every user"), "{e}");
+    }
+
+    #[test]
+    fn user_names_are_lowercased_unless_case_sensitive() {
+        let c = parse("").unwrap();
+        assert_eq!(c.canonical_user("ALICE"), "alice");
+        assert_eq!(c.canonical_user("Alice@Example.ORG"), "alice@example.org");
+        assert_eq!(c.canonical_user("ÄLICE"), "älice");
+        assert_eq!(c.canonical_user("alice"), "alice");
+        let c = parse("[users]\ncase_sensitive = true\n").unwrap();
+        assert_eq!(c.canonical_user("ALICE"), "ALICE");
+        let e = err("[users]\ncase_insensitive = true\n");
+        assert!(
+            e.contains("line 2") && e.contains("case_insensitive"),
+            "{e}"
+        );
+    }
+
+    /// Without `config=`, the PAM module's file is the default one. (That `APPPW_CONFIG` is
+    /// ignored is shown end to end in tests/tests/pam.rs: changing the environment here would
+    /// race with the other tests' threads.)
+    #[test]
+    fn the_pam_module_without_argument_uses_the_default() {
+        match Config::load_for_pam_module(None) {
+            Ok(c) => assert_eq!(c.path, Path::new(DEFAULT_PATH)),
+            Err(e) => assert!(e.to_string().contains(DEFAULT_PATH), "{e}"),
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("apppw.toml");
+        std::fs::write(&path, "").unwrap();
+        assert_eq!(Config::load_for_pam_module(Some(&path)).unwrap().path, path);
+    }
+
+    #[test]
+    fn trusted_load_refuses_what_others_may_change() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("apppw.toml");
+        std::fs::write(&path, "").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(Config::load_trusted(Some(&path)).is_ok());
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = Config::load_for_pam_module(Some(&path))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("every user may write") && e.contains("chmod o-w"),
+            "{e}"
+        );
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let e = Config::load_for_pam_module(Some(&dir.path().join("none.toml")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("config=FILE") && e.contains("never reads"),
+            "{e}"
+        );
     }
 
     #[test]

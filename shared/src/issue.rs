@@ -80,8 +80,8 @@ pub enum CreateError {
     NoFreeTag,
 }
 
-/// Generates, hashes and stores a new app password for `user`. The returned password is
-/// shown once and dropped (zeroized).
+/// Generates, hashes and stores a new app password for `user`, under its canonical name
+/// ([`Config::canonical_user`]). The returned password is shown once and dropped (zeroized).
 pub fn create(
     config: &Config,
     store: &mut Store,
@@ -91,6 +91,7 @@ pub fn create(
     services: Option<&[String]>,
     now: i64,
 ) -> Result<(Credential, AppPassword), CreateError> {
+    let user = &config.canonical_user(user);
     let mut kdf = Argon2Kdf::new();
     // A new tag collides with one of the user's other tags with probability n / 26^4; retry.
     for _ in 0..TAG_TRIES {
@@ -161,7 +162,8 @@ mod tests {
         config.argon2.memory_kib = 1024;
         config.argon2.iterations = 1;
         let mut store = Store::open_for_admin(&config.database).unwrap();
-        let (cred, pw) = create(&config, &mut store, "alice", "phone", None, None, 5).unwrap();
+        let (cred, pw) = create(&config, &mut store, "Alice", "phone", None, None, 5).unwrap();
+        assert_eq!(cred.user, "alice", "stored under the canonical name");
         assert_eq!(cred.label, "phone");
         assert_eq!(cred.created_at, 5);
         assert!(matches!(

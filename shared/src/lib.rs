@@ -14,9 +14,10 @@
 //! - [`timefmt`]: RFC 3339 times and expiry arguments, on `jiff`;
 //! - [`issue`]: creating an app password (validation, generation, hashing, insertion);
 //! - [`verify`]: **why a login was accepted or refused** — the one decision;
-//! - [`audit`]: the syslog line written for each decision;
-//! - [`authcache`]: flushing a user from Dovecot's auth cache after a revocation.
-#![deny(unsafe_code)] // allowed only in `hugemem` (mmap, madvise) and `sodium` (libsodium FFI)
+//! - [`audit`]: the syslog line written for each decision, and the admin CLI's lines;
+//! - [`authcache`]: flushing a user from Dovecot's auth cache after a revocation;
+//! - [`trust`]: which files may decide a login (owner and mode, like sudo and OpenSSH).
+#![deny(unsafe_code)] // allowed only in `hugemem` (mmap, madvise), `sodium` (libsodium FFI), `sys` (ids)
 
 pub mod audit;
 pub mod authcache;
@@ -29,7 +30,9 @@ pub mod network;
 pub mod secret;
 pub mod sodium;
 pub mod store;
+pub mod sys;
 pub mod timefmt;
+pub mod trust;
 pub mod verify;
 
 pub use config::Config;

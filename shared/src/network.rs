@@ -31,6 +31,34 @@ pub fn parse_client_addr(raw: &str) -> Option<IpAddr> {
     s.parse::<IpAddr>().ok().map(|ip| ip.to_canonical())
 }
 
+/// The key of a client in the failure counters (`[lockout] max_failures_per_client`): an
+/// IPv4 address as it is, an IPv6 client by its /64, since one IPv6 host may use any address
+/// of its /64 (privacy addresses, or rotation on purpose to dodge a per-address count);
+/// `-` when there is no numeric address.
+#[must_use]
+pub fn counter_key(raw: Option<&str>) -> String {
+    match raw.and_then(parse_client_addr) {
+        Some(IpAddr::V4(ip)) => ip.to_string(),
+        Some(IpAddr::V6(ip)) => prefix(IpAddr::V6(ip), 64),
+        None => "-".to_owned(),
+    }
+}
+
+/// The key of a client as a known device (smart lockout): its /24 (IPv4) or /64 (IPv6), so
+/// that a phone keeps its standing when its address changes within its home network. `None`
+/// without a numeric address.
+#[must_use]
+pub fn device_key(raw: Option<&str>) -> Option<String> {
+    match raw.and_then(parse_client_addr)? {
+        ip @ IpAddr::V4(_) => Some(prefix(ip, 24)),
+        ip @ IpAddr::V6(_) => Some(prefix(ip, 64)),
+    }
+}
+
+fn prefix(ip: IpAddr, len: u8) -> String {
+    IpNet::new(ip, len).map_or_else(|_| ip.to_string(), |n| n.trunc().to_string())
+}
+
 /// Canonicalises a configured network: an IPv4-mapped IPv6 network becomes the IPv4 network.
 #[must_use]
 pub fn canonical_net(net: IpNet) -> IpNet {
@@ -156,6 +184,35 @@ impl NetworkPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counter_and_device_keys() {
+        assert_eq!(counter_key(Some("203.0.113.9")), "203.0.113.9");
+        assert_eq!(counter_key(Some("::ffff:203.0.113.9")), "203.0.113.9");
+        assert_eq!(
+            counter_key(Some("2001:db8:1:2:aaaa::1")),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(
+            counter_key(Some("[2001:db8:1:2:ffff:1:2:3]")),
+            counter_key(Some("2001:db8:1:2::9"))
+        );
+        assert_ne!(
+            counter_key(Some("2001:db8:1:2::1")),
+            counter_key(Some("2001:db8:1:3::1"))
+        );
+        assert_eq!(counter_key(None), "-");
+        assert_eq!(counter_key(Some("host.example.org")), "-");
+        assert_eq!(
+            device_key(Some("203.0.113.9")).as_deref(),
+            Some("203.0.113.0/24")
+        );
+        assert_eq!(
+            device_key(Some("2001:db8:1:2::77")).as_deref(),
+            Some("2001:db8:1:2::/64")
+        );
+        assert_eq!(device_key(Some("")), None);
+    }
     use proptest::prelude::*;
     use std::net::{Ipv4Addr, Ipv6Addr};
 

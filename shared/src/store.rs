@@ -5,7 +5,13 @@
 //!   and applies versioned migrations ([`SCHEMA_VERSION`]).
 //! - Front-ends open an **existing** database only ([`Store::open_for_login`]); a missing,
 //!   unreadable, unreachable, corrupt or wrong-version database is an error, which the
-//!   verification turns into "temporarily unavailable", never "accepted".
+//!   verification turns into "temporarily unavailable", never "accepted". An SQLite file that
+//!   fails [`crate::trust`] (its owner, its mode, its directories, its `-wal`/`-shm`) is a
+//!   configuration error ([`StoreError::Untrusted`]), which ends the PAM stack.
+//! - SQLite's `-wal` and `-shm` files are kept (no connection checkpoints and deletes them on
+//!   close), so that they keep the owner of whoever created them first: the admin CLI, as root.
+//!   Otherwise the first login after an idle moment would recreate them as the Dovecot user,
+//!   and root's PAM module would (rightly) refuse files of another user.
 //! - A login runs one indexed query on `(user, tag)`; the last-used and failure-counter
 //!   updates use short lock timeouts and are skipped on failure, so they never block or fail
 //!   a login.
@@ -13,7 +19,8 @@
 //! The backends live in `store/sqlite.rs` and `store/postgres.rs` (cargo feature `postgres`,
 //! on by default).
 
-use crate::config::Lockout;
+use crate::config::{Config, Lockout};
+use crate::trust::TrustError;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -22,7 +29,11 @@ mod postgres;
 mod sqlite;
 
 /// Schema version (`PRAGMA user_version` in SQLite, table `apppw_schema` in PostgreSQL).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// A device (client /64 or /24) that logged in with an app password this recently keeps
+/// working while the user's per-user cool-down is active ("smart lockout").
+pub const KNOWN_DEVICE_SECONDS: i64 = 30 * 86_400;
 
 const MIGRATIONS_SQLITE: &[&str] = &[
     // 1: initial schema.
@@ -50,6 +61,14 @@ const MIGRATIONS_SQLITE: &[&str] = &[
         count        INTEGER NOT NULL,
         locked_until INTEGER,
         PRIMARY KEY (user, client)
+    ) WITHOUT ROWID;",
+    // 2: devices (client /24 or /64) with a successful app-password login, for the per-user
+    // cool-down: they keep working while strangers are locked out. See `KNOWN_DEVICE_SECONDS`.
+    "CREATE TABLE known_devices (
+        user         TEXT    NOT NULL,
+        device       TEXT    NOT NULL,
+        last_success INTEGER NOT NULL,
+        PRIMARY KEY (user, device)
     ) WITHOUT ROWID;",
 ];
 
@@ -160,7 +179,7 @@ pub enum StoreError {
         hint: &'static str,
     },
     /// The database is not an apppw database of a version this program understands.
-    #[error("database {} has schema version {found}, this program understands {SCHEMA_VERSION}{hint}", path.display(), hint = if *found > SCHEMA_VERSION { "; upgrade apppw" } else { "; is it an apppw database?" })]
+    #[error("database {} has schema version {found}, this program understands {SCHEMA_VERSION}{hint}", path.display(), hint = schema_hint(*found))]
     Schema {
         /// The file (or PostgreSQL URL).
         path: PathBuf,
@@ -212,14 +231,80 @@ pub enum StoreError {
         label: String,
     },
     /// The file (or its directory) is writable by everyone: anyone could add credentials.
+    /// (What the admin CLI refuses; logins refuse more, see [`StoreError::Untrusted`].)
     #[error(
         "database {} or its directory is writable by every user, so anyone could add an app \
          password; refusing to use it (fix with chmod o-w)", .0.display()
     )]
     Insecure(PathBuf),
+    /// The SQLite file, a file next to it, `database_password_file` or a directory above one
+    /// of them fails [`crate::trust`]: a configuration error, not a passing outage.
+    #[error("not trusted: {0}")]
+    Untrusted(TrustError),
+    /// The file or a directory above it could not be looked at.
+    #[error(
+        "database {} cannot be used: {source} (this user must be able to enter every \
+         directory above it and read it)", path.display()
+    )]
+    Check {
+        /// The path that could not be looked at.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The database is read-only for this user: a failed attempt was not counted.
+    #[error(
+        "database {} is read-only for this user: failed attempts are not counted, so the \
+         cool-down does not work (make it writable by the group apppw, mode 0660)", .0.display()
+    )]
+    ReadOnly(PathBuf),
     /// The random lookup tag collided with another of the user's credentials.
     #[error("lookup tag collision; try again")]
     TagCollision,
+}
+
+fn schema_hint(found: i64) -> &'static str {
+    if found > SCHEMA_VERSION {
+        "; upgrade apppw"
+    } else if found >= 1 {
+        "; run `apppw migrate` as root to upgrade it"
+    } else {
+        "; is it an apppw database?"
+    }
+}
+
+impl StoreError {
+    /// A configuration error (the database must not be used as it is), rather than an
+    /// outage: the PAM module ends the stack, checkpassword exits 111, on campus too.
+    #[must_use]
+    pub fn is_configuration(&self) -> bool {
+        matches!(self, StoreError::Untrusted(_))
+    }
+}
+
+/// Which cool-down an attempt meets ([`CredentialSource::locked_out`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockedOut {
+    /// None.
+    No,
+    /// The per-client limit was reached from this client.
+    FromClient,
+    /// The per-user limit was reached from all clients together.
+    Everywhere,
+}
+
+impl LockedOut {
+    /// From the `client` values of the user's running cool-downs for this client and for
+    /// everyone ([`ALL_CLIENTS`]): the client's own one wins.
+    fn from_clients(clients: &[String]) -> LockedOut {
+        if clients.iter().any(|c| c != ALL_CLIENTS) {
+            LockedOut::FromClient
+        } else if clients.is_empty() {
+            LockedOut::No
+        } else {
+            LockedOut::Everywhere
+        }
+    }
 }
 
 /// What a login needs about one stored credential.
@@ -324,8 +409,23 @@ pub trait CredentialSource {
     fn take_warning(&mut self) -> Option<String> {
         None
     }
-    /// Is `user` in a cool-down, from `client` or from everywhere?
-    fn locked_out(&mut self, _user: &str, _client: &str, _now: i64) -> Result<bool, StoreError> {
+    /// Is `user` in a cool-down, from `client` (its counter key) or from everywhere?
+    fn locked_out(
+        &mut self,
+        _user: &str,
+        _client: &str,
+        _now: i64,
+    ) -> Result<LockedOut, StoreError> {
+        Ok(LockedOut::No)
+    }
+    /// Has `user` logged in with an app password from `device` (its device key) since
+    /// `since`? (Recorded by [`CredentialSource::record_use`].)
+    fn known_device(
+        &mut self,
+        _user: &str,
+        _device: &str,
+        _since: i64,
+    ) -> Result<bool, StoreError> {
         Ok(false)
     }
     /// Counts one failed app-password attempt; starts a cool-down when a limit is reached.
@@ -342,7 +442,8 @@ pub trait CredentialSource {
 
     /// The one credential of `user` with lookup tag `tag`, if any.
     fn lookup(&mut self, user: &str, tag: &str) -> Result<Option<Candidate>, StoreError>;
-    /// Records a successful use. Best effort: errors are reported, never fatal to the login.
+    /// Records a successful use, and the client's device key as a known device of the
+    /// credential's user. Best effort: errors are reported, never fatal to the login.
     fn record_use(
         &mut self,
         id: i64,
@@ -376,19 +477,12 @@ pub struct Store {
     warning: Option<String>,
     /// The config entry it was opened from.
     database: Database,
-    /// An SQLite file's (device, inode), taken just before it was opened.
-    file_id: Option<(u64, u64)>,
 }
 
-/// The (device, inode) of a file, if it can be read.
-fn file_id(path: &Path) -> Option<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
-}
-
-/// Checks the permissions of a database file: world-writable (file or directory, unless the
-/// directory is sticky) is refused; world-readable is allowed with a warning, since the hashes
-/// and last-used addresses are then readable by every local user.
+/// Checks the permissions of a database file for the admin CLI: world-writable (file or
+/// directory, unless the directory is sticky) is refused; world-readable is allowed with a
+/// warning, since the hashes and last-used addresses are then readable by every local user.
+/// (Logins check the whole [`crate::trust`] rule instead.)
 pub fn check_permissions(path: &Path) -> Result<Option<String>, StoreError> {
     use std::os::unix::fs::PermissionsExt;
     let mode = |p: &Path| std::fs::metadata(p).map(|m| m.permissions().mode()).ok();
@@ -407,16 +501,20 @@ pub fn check_permissions(path: &Path) -> Result<Option<String>, StoreError> {
     if file & 0o002 != 0 || (dir & 0o002 != 0 && dir & 0o1000 == 0) {
         return Err(StoreError::Insecure(path.to_path_buf()));
     }
-    Ok((file & 0o004 != 0).then(|| {
+    Ok(world_readable_warning(path, file))
+}
+
+fn world_readable_warning(path: &Path, mode: u32) -> Option<String> {
+    (mode & 0o004 != 0).then(|| {
         format!(
             "database {} is readable by every user (mode {:o}); run chmod o-r on it",
             path.display(),
-            file & 0o777
+            mode & 0o777
         )
-    }))
+    })
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Purpose {
     Login,
     Admin,
@@ -427,9 +525,6 @@ impl Store {
     fn open(db: &Database, purpose: Purpose) -> Result<Store, StoreError> {
         match db {
             Database::Sqlite(path) => {
-                // Before the open: if the file is replaced in between, the next
-                // `still_current` sees a different file and opens again.
-                let file_id = file_id(path);
                 let (conn, warning) = match purpose {
                     Purpose::Login => sqlite::Sqlite::open_for_login(path)?,
                     Purpose::Admin => sqlite::Sqlite::open_for_admin(path)?,
@@ -440,7 +535,6 @@ impl Store {
                     path: path.clone(),
                     warning,
                     database: db.clone(),
-                    file_id,
                 })
             }
             #[cfg(feature = "postgres")]
@@ -455,7 +549,6 @@ impl Store {
                     backend: Backend::Postgres(client),
                     warning: None,
                     database: db.clone(),
-                    file_id: None,
                 })
             }
             #[cfg(not(feature = "postgres"))]
@@ -463,13 +556,14 @@ impl Store {
         }
     }
 
-    /// Opens an existing database for logins. Never creates anything.
+    /// Opens an existing database for logins. Never creates anything. An SQLite file must
+    /// pass [`crate::trust`] with its `-wal`, `-shm` and directories.
     pub fn open_for_login(db: &(impl AsDatabase + ?Sized)) -> Result<Store, StoreError> {
         Self::open(&db.as_database(), Purpose::Login)
     }
 
-    /// Opens the database for the admin CLI, creating it (an SQLite file: mode 0660) and
-    /// migrating as needed.
+    /// Opens the database for the admin CLI, creating it (an SQLite file: mode 0660, with its
+    /// `-wal` and `-shm`) and migrating as needed. What logins would refuse is a warning.
     pub fn open_for_admin(db: &(impl AsDatabase + ?Sized)) -> Result<Store, StoreError> {
         Self::open(&db.as_database(), Purpose::Admin)
     }
@@ -480,20 +574,16 @@ impl Store {
     }
 
     /// May this store, opened for an earlier attempt, serve another one for `db`? Only if
-    /// the config still names it, and an SQLite file has neither been replaced (a restored
-    /// backup, a new file moved into place) nor become world-writable since; a PostgreSQL
-    /// connection only while it is not known to be closed.
+    /// the config still names it, and an SQLite file has not been replaced (a restored backup,
+    /// a new file moved into place) and still passes [`crate::trust`] with its `-wal`, `-shm`
+    /// and directories; a PostgreSQL connection only while it is not known to be closed.
     #[must_use]
     pub fn still_current(&self, db: &Database) -> bool {
         if self.database != *db {
             return false;
         }
         match &self.backend {
-            Backend::Sqlite(_) => {
-                self.file_id.is_some()
-                    && file_id(&self.path) == self.file_id
-                    && check_permissions(&self.path).is_ok()
-            }
+            Backend::Sqlite(b) => b.still_trusted(),
             #[cfg(feature = "postgres")]
             Backend::Postgres(b) => !b.is_closed(),
         }
@@ -524,6 +614,35 @@ impl Store {
     /// Does `user` have at least one app password (for checkpassword's lookup mode)?
     pub fn user_exists(&self, user: &str) -> Result<bool, StoreError> {
         on_backend!(&self.backend, b => b.user_exists(user))
+    }
+
+    /// Every user name stored, with how many app passwords it has, ordered by name.
+    pub fn users(&self) -> Result<Vec<(String, usize)>, StoreError> {
+        on_backend!(&self.backend, b => b.users())
+    }
+
+    /// The stored user names that are not in the canonical form of `config`
+    /// ([`Config::canonical_user`], e.g. `Alice` while names are lowercased), with their number
+    /// of app passwords. Lookups use the canonical name, so these app passwords no longer log
+    /// anyone in; they are reported (`apppw migrate --check`), never merged silently.
+    pub fn noncanonical_users(&self, config: &Config) -> Result<Vec<(String, usize)>, StoreError> {
+        Ok(self
+            .users()?
+            .into_iter()
+            .filter(|(user, _)| config.canonical_user(user) != *user)
+            .collect())
+    }
+
+    /// The stored user names whose canonical form is `canonical`: the exact name, and
+    /// non-canonical variants of it (`Alice` for `alice`), so that `list` and `revoke` find
+    /// those too.
+    pub fn names_of(&self, config: &Config, canonical: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .users()?
+            .into_iter()
+            .map(|(user, _)| user)
+            .filter(|user| user == canonical || config.canonical_user(user) == canonical)
+            .collect())
     }
 
     /// Inserts a credential in one transaction.
@@ -596,8 +715,12 @@ impl CredentialSource for Store {
         self.warning.take()
     }
 
-    fn locked_out(&mut self, user: &str, client: &str, now: i64) -> Result<bool, StoreError> {
+    fn locked_out(&mut self, user: &str, client: &str, now: i64) -> Result<LockedOut, StoreError> {
         on_backend!(&mut self.backend, b => b.locked_out(user, client, now))
+    }
+
+    fn known_device(&mut self, user: &str, device: &str, since: i64) -> Result<bool, StoreError> {
+        on_backend!(&mut self.backend, b => b.known_device(user, device, since))
     }
 
     fn record_failure(
@@ -708,8 +831,11 @@ impl CredentialSource for LazyStore {
     fn take_warning(&mut self) -> Option<String> {
         self.store.as_mut().and_then(Store::take_warning)
     }
-    fn locked_out(&mut self, user: &str, client: &str, now: i64) -> Result<bool, StoreError> {
+    fn locked_out(&mut self, user: &str, client: &str, now: i64) -> Result<LockedOut, StoreError> {
         self.run(|s| s.locked_out(user, client, now))
+    }
+    fn known_device(&mut self, user: &str, device: &str, since: i64) -> Result<bool, StoreError> {
+        self.run(|s| s.known_device(user, device, since))
     }
     fn record_failure(
         &mut self,
@@ -868,29 +994,36 @@ mod tests {
             s.record_failure("alice", "203.0.113.9", 1000 + t, &policy)
                 .unwrap();
         }
-        assert!(!s.locked_out("alice", "203.0.113.9", 1002).unwrap());
+        let no = LockedOut::No;
+        assert_eq!(s.locked_out("alice", "203.0.113.9", 1002).unwrap(), no);
         s.record_failure("alice", "203.0.113.9", 1002, &policy)
             .unwrap();
-        assert!(s.locked_out("alice", "203.0.113.9", 1003).unwrap());
-        assert!(!s.locked_out("alice", "198.51.100.1", 1003).unwrap());
-        assert!(!s.locked_out("bob", "203.0.113.9", 1003).unwrap());
-        assert!(!s.locked_out("alice", "203.0.113.9", 1052).unwrap());
+        assert_eq!(
+            s.locked_out("alice", "203.0.113.9", 1003).unwrap(),
+            LockedOut::FromClient
+        );
+        assert_eq!(s.locked_out("alice", "198.51.100.1", 1003).unwrap(), no);
+        assert_eq!(s.locked_out("bob", "203.0.113.9", 1003).unwrap(), no);
+        assert_eq!(s.locked_out("alice", "203.0.113.9", 1052).unwrap(), no);
         // Two more from elsewhere reach the per-user limit of 5: every address is locked.
         s.record_failure("alice", "198.51.100.1", 1010, &policy)
             .unwrap();
         s.record_failure("alice", "198.51.100.2", 1011, &policy)
             .unwrap();
-        assert!(s.locked_out("alice", "192.0.2.77", 1012).unwrap());
+        assert_eq!(
+            s.locked_out("alice", "192.0.2.77", 1012).unwrap(),
+            LockedOut::Everywhere
+        );
         // Failures spread beyond the window never lock.
         for t in 0..10 {
             s.record_failure("carol", "203.0.113.9", 2000 + t * 60, &policy)
                 .unwrap();
         }
-        assert!(!s.locked_out("carol", "203.0.113.9", 2600).unwrap());
+        assert_eq!(s.locked_out("carol", "203.0.113.9", 2600).unwrap(), no);
     }
 
     #[test]
-    fn world_writable_is_refused_world_readable_warned() {
+    fn what_others_may_change_is_refused_world_readable_warned() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.db");
@@ -905,20 +1038,124 @@ mod tests {
             .warning()
             .map(str::to_owned);
         assert!(w.unwrap().contains("readable by every user"));
+        let untrusted = |what: &str| match Store::open_for_login(&path) {
+            Err(e @ StoreError::Untrusted(_)) => {
+                assert!(e.is_configuration());
+                e.to_string()
+            }
+            Err(e) => panic!("{what}: {e}"),
+            Ok(_) => panic!("{what}: opened"),
+        };
         set(&path, 0o666);
+        let e = untrusted("world-writable file");
+        assert!(e.contains("a.db") && e.contains("chmod o-w"), "{e}");
+        // The CLI refuses it too (and says why logins do).
         assert!(matches!(
-            Store::open_for_login(&path),
+            Store::open_for_admin(&path),
             Err(StoreError::Insecure(_))
         ));
         set(&path, 0o660);
         set(dir.path(), 0o777);
-        assert!(matches!(
-            Store::open_for_login(&path),
-            Err(StoreError::Insecure(_))
-        ));
+        untrusted("world-writable directory");
+        // Sticky is not enough for the database's own directory: SQLite creates files there.
         set(dir.path(), 0o1777);
-        assert!(Store::open_for_login(&path).is_ok());
+        let e = untrusted("sticky directory");
+        assert!(e.contains("directory of its own"), "{e}");
         set(dir.path(), 0o700);
+        // A -wal file someone else may write.
+        let wal = crate::trust::with_suffix(&path, "-wal");
+        set(&wal, 0o666);
+        let e = untrusted("world-writable -wal");
+        assert!(e.contains("a.db-wal"), "{e}");
+        set(&wal, 0o660);
+        assert!(Store::open_for_login(&path).is_ok());
+    }
+
+    /// No connection deletes -wal and -shm on close: they keep the owner who created them
+    /// (see the module documentation).
+    #[test]
+    fn wal_files_are_kept_and_the_main_file_is_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let id = |suffix: &str| {
+            use std::os::unix::fs::MetadataExt;
+            let m = std::fs::metadata(crate::trust::with_suffix(&path, suffix)).unwrap();
+            (m.dev(), m.ino())
+        };
+        let mut s = Store::open_for_admin(&path).unwrap();
+        s.create(&new_cred("alice", "phone", "abcd")).unwrap();
+        drop(s);
+        let (wal, shm) = (id("-wal"), id("-shm"));
+        let mut login = Store::open_for_login(&path).unwrap();
+        assert!(login.lookup("alice", "abcd").unwrap().is_some());
+        login
+            .record_use(1, 5, Some("2001:db8::1"), Some("imap"))
+            .unwrap();
+        drop(login);
+        drop(Store::open_read_only(&path).unwrap());
+        assert_eq!((id("-wal"), id("-shm")), (wal, shm), "recreated");
+        // After a change the CLI leaves -wal empty, so nothing in it can outlive a file put in
+        // its place.
+        let mut s = Store::open_for_admin(&path).unwrap();
+        s.create(&new_cred("bob", "phone", "abcd")).unwrap();
+        drop(s);
+        let wal_len = std::fs::metadata(crate::trust::with_suffix(&path, "-wal"))
+            .unwrap()
+            .len();
+        assert_eq!(wal_len, 0);
+        // The CLI checkpointed: the main file alone has both (a copy of it is a backup).
+        let copy = dir.path().join("copy.db");
+        std::fs::copy(&path, &copy).unwrap();
+        let n: i64 = Connection::open(&copy)
+            .unwrap()
+            .query_row("SELECT count(*) FROM app_passwords", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 2);
+    }
+
+    #[test]
+    fn known_devices_are_recorded_per_user_and_network() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let mut admin = Store::open_for_admin(&path).unwrap();
+        let id = admin
+            .create(&new_cred("alice", "phone", "abcd"))
+            .unwrap()
+            .id;
+        admin.create(&new_cred("bob", "phone", "abcd")).unwrap();
+        let mut s = Store::open_for_login(&path).unwrap();
+        s.record_use(id, 1000, Some("203.0.113.9"), Some("imap"))
+            .unwrap();
+        s.record_use(id, 1000, Some("2001:db8:1:2::5"), None)
+            .unwrap();
+        assert!(s.known_device("alice", "203.0.113.0/24", 900).unwrap());
+        assert!(s.known_device("alice", "2001:db8:1:2::/64", 900).unwrap());
+        assert!(!s.known_device("alice", "203.0.113.0/24", 1001).unwrap());
+        assert!(!s.known_device("bob", "203.0.113.0/24", 0).unwrap());
+        assert!(!s.known_device("alice", "198.51.100.0/24", 0).unwrap());
+    }
+
+    #[test]
+    fn user_names_and_their_variants() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let mut s = Store::open_for_admin(&path).unwrap();
+        s.create(&new_cred("alice", "phone", "abcd")).unwrap();
+        s.create(&new_cred("Alice", "laptop", "abcd")).unwrap();
+        s.create(&new_cred("ALICE", "tablet", "abcd")).unwrap();
+        s.create(&new_cred("bob", "phone", "abcd")).unwrap();
+        let config = Config::parse(Path::new("/t.toml"), "").unwrap();
+        assert_eq!(
+            s.noncanonical_users(&config).unwrap(),
+            vec![("ALICE".to_owned(), 1), ("Alice".to_owned(), 1)]
+        );
+        let mut names = s.names_of(&config, "alice").unwrap();
+        names.sort();
+        assert_eq!(names, ["ALICE", "Alice", "alice"]);
+        let exact =
+            Config::parse(Path::new("/t.toml"), "[users]\ncase_sensitive = true\n").unwrap();
+        assert!(s.noncanonical_users(&exact).unwrap().is_empty());
+        assert_eq!(s.names_of(&exact, "alice").unwrap(), ["alice"]);
     }
 
     #[test]

@@ -3,13 +3,18 @@
 //!
 //! ```text
 //! bad input (over 1024 bytes, control characters, bad user) ........ refused
+//! user name → its canonical form (lowercase unless [users] case_sensitive)
 //! candidate is app-password shaped (24 letters after normalising):
+//!     cool-down from this client (IPv4 address, IPv6 /64) .............. refused, no Argon2
+//!     per-user cool-down, unless this device (/24, /64) logged in
+//!       successfully within 30 days ("smart lockout") ................. refused, no Argon2
 //!     one indexed lookup by (user, tag), then exactly one Argon2id:
 //!       against the stored hash if the tag exists, else against nothing (dummy),
 //!       so unknown users and unknown tags cost the same as known ones
 //!     matches, not expired, service allowed ....................... ACCEPTED
 //!     otherwise: campus → primary may be tried; off campus → refused
 //!     database unusable: campus → primary may be tried; off campus → unavailable
+//!     database not trusted (crate::trust) ............................ configuration error
 //! candidate is not app-password shaped (no lookup, no Argon2):
 //!     campus → primary may be tried; off campus → refused
 //! ```
@@ -21,9 +26,9 @@
 use crate::config::Config;
 use crate::hash::Kdf;
 use crate::input::{BadInput, check_password, check_user};
-use crate::network::Location;
+use crate::network::{Location, counter_key, device_key};
 use crate::secret::AppPassword;
-use crate::store::CredentialSource;
+use crate::store::{CredentialSource, KNOWN_DEVICE_SECONDS, LockedOut};
 
 /// One login attempt.
 #[derive(Clone, Copy)]
@@ -95,6 +100,9 @@ pub enum Decision {
     Refused(Reason),
     /// Off campus and the database is unusable: temporary failure.
     Unavailable(String),
+    /// The database must not be used as it is (it fails [`crate::trust`]): a configuration
+    /// error, on campus too. The message names the file and the fix.
+    ConfigError(String),
 }
 
 impl Decision {
@@ -107,6 +115,7 @@ impl Decision {
             Decision::Refused(Reason::NotAppPassword) => ("refused", "primary-off-campus-refused"),
             Decision::Refused(r) => ("refused", r.code()),
             Decision::Unavailable(_) => ("tempfail", "store-unavailable"),
+            Decision::ConfigError(_) => ("error", "untrusted-file"),
         }
     }
 }
@@ -179,19 +188,35 @@ fn decide(
         return verdict(not_decided(Reason::NotAppPassword), None);
     };
 
-    let client = client_key(req.client);
+    // Every lookup and counter uses the one canonical name (SPEC "Trust").
+    let user = config.canonical_user(req.user);
+    let client = counter_key(req.client);
     let looked_up = store
-        .locked_out(req.user, &client, req.now)
+        .locked_out(&user, &client, req.now)
         .and_then(|locked| {
-            if locked {
-                Ok(None)
+            let open = match locked {
+                LockedOut::No => true,
+                LockedOut::FromClient => false,
+                // Smart lockout: a stranger guessing cannot lock the user's own devices out.
+                LockedOut::Everywhere => match device_key(req.client) {
+                    Some(device) => {
+                        store.known_device(&user, &device, req.now - KNOWN_DEVICE_SECONDS)?
+                    }
+                    None => false,
+                },
+            };
+            if open {
+                store.lookup(&user, candidate.tag()).map(Some)
             } else {
-                store.lookup(req.user, candidate.tag()).map(Some)
+                Ok(None)
             }
         });
     let stored = match looked_up {
         Ok(Some(stored)) => stored,
         Ok(None) => return verdict(not_decided(Reason::LockedOut), None),
+        Err(e) if e.is_configuration() => {
+            return verdict(Decision::ConfigError(e.to_string()), None);
+        }
         Err(e) => {
             let why = e.to_string();
             let decision = if campus {
@@ -205,7 +230,7 @@ fn decide(
     let no_match = |store: &mut dyn CredentialSource| {
         let warning = match record {
             Record::LastUse => store
-                .record_failure(req.user, &client, req.now, &config.lockout)
+                .record_failure(&user, &client, req.now, &config.lockout)
                 .err()
                 .map(|e| format!("failure counter not updated: {e}")),
             Record::DryRun => None,
@@ -251,12 +276,6 @@ fn decide(
         },
         warning,
     )
-}
-
-/// The failure-counter key of a client: the canonical address, or `-` when there is none.
-fn client_key(raw: Option<&str>) -> String {
-    raw.and_then(crate::network::parse_client_addr)
-        .map_or_else(|| "-".to_owned(), |ip| ip.to_string())
 }
 
 /// The client address as stored for "last used": canonical when numeric, else bounded text.
@@ -308,12 +327,20 @@ mod tests {
         lookups: usize,
         recorded: Vec<i64>,
         broken: bool,
+        untrusted: bool,
     }
     impl CredentialSource for MemStore {
         fn lookup(&mut self, user: &str, tag: &str) -> Result<Option<Candidate>, StoreError> {
             self.lookups += 1;
             if self.broken {
                 return Err(StoreError::Missing("/x.db".into()));
+            }
+            if self.untrusted {
+                return Err(StoreError::Untrusted(crate::trust::TrustError {
+                    path: "/x.db".into(),
+                    problem: "is owned by someone else".into(),
+                    fix: "chown root /x.db".into(),
+                }));
             }
             Ok(self.rows.get(&(user.into(), tag.into())).cloned())
         }
@@ -532,8 +559,19 @@ mod tests {
             w.check("alice", &pw, CAMPUS, "imap"),
             Decision::TryPrimary(Reason::StoreUnavailable(_))
         ));
-        // A corrupt stored hash is not a match.
+        // A database that fails the trust rule is a configuration error, on campus too.
         w.store.broken = false;
+        w.store.untrusted = true;
+        for ip in [OFF, CAMPUS] {
+            let d = w.check("alice", &pw, ip, "imap");
+            assert!(
+                matches!(&d, Decision::ConfigError(m) if m.contains("chown root /x.db")),
+                "{d:?}"
+            );
+            assert_eq!(d.audit_fields(), ("error", "untrusted-file"));
+        }
+        w.store.untrusted = false;
+        // A corrupt stored hash is not a match.
         for c in w.store.rows.values_mut() {
             c.hash = "$argon2id$garbage".into();
         }
@@ -605,6 +643,210 @@ mod tests {
             attempt(&mut w, pw.as_bytes(), "192.0.2.10")
         };
         assert_eq!(campus_locked, Decision::TryPrimary(Reason::LockedOut));
+    }
+
+    #[test]
+    fn user_names_are_canonical_unless_case_sensitive() {
+        let mut w = World::new();
+        let pw = w.add("alice", "phone", |_| {});
+        for user in ["alice", "ALICE", "Alice"] {
+            assert!(
+                matches!(w.check(user, &pw, OFF, "imap"), Decision::Accepted { .. }),
+                "{user}"
+            );
+        }
+        w.config.case_sensitive_users = true;
+        assert_eq!(
+            w.check("ALICE", &pw, OFF, "imap"),
+            Decision::Refused(Reason::NoMatch)
+        );
+        assert!(matches!(
+            w.check("alice", &pw, OFF, "imap"),
+            Decision::Accepted { .. }
+        ));
+    }
+
+    /// A real store with one app password of alice, and its password.
+    fn real_store(
+        w: &mut World,
+        lockout: crate::config::Lockout,
+    ) -> (tempfile::TempDir, crate::store::Store, AppPassword) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("a.db");
+        let mut admin = crate::store::Store::open_for_admin(&db).unwrap();
+        w.config.lockout = lockout;
+        let pw = crate::secret::generate().unwrap();
+        let hash = w.kdf.inner.hash_new(FAST, pw.as_bytes()).unwrap();
+        admin
+            .create(&crate::store::NewCredential {
+                user: "alice",
+                label: "phone",
+                tag: pw.tag(),
+                hash: &hash,
+                created_at: 0,
+                expires_at: None,
+                services: None,
+            })
+            .unwrap();
+        let store = crate::store::Store::open_for_login(&db).unwrap();
+        (dir, store, pw)
+    }
+
+    fn attempt(
+        w: &mut World,
+        store: &mut crate::store::Store,
+        user: &str,
+        password: &[u8],
+        ip: &str,
+        now: i64,
+    ) -> Decision {
+        let req = Request {
+            user,
+            password,
+            client: Some(ip),
+            service: Some("imap"),
+            now,
+        };
+        verify(&w.config, store, &mut w.kdf, &req, Record::LastUse).decision
+    }
+
+    const WRONG: &[u8] = b"zzzz zzzz zzzz zzzz zzzz zzzz";
+
+    /// Rotating through the addresses of one /64 is one client for the per-client counter.
+    #[test]
+    fn an_ipv6_client_is_counted_per_64() {
+        let mut w = World::new();
+        let (_dir, mut store, pw) = real_store(
+            &mut w,
+            crate::config::Lockout {
+                per_client: 3,
+                per_user: 0,
+                window_seconds: 600,
+                cooldown_seconds: 600,
+            },
+        );
+        for i in 1..=3 {
+            let ip = format!("2001:db8:1:2::{i:x}");
+            let d = attempt(&mut w, &mut store, "alice", WRONG, &ip, 1000);
+            assert_eq!(d, Decision::Refused(Reason::NoMatch), "{ip}");
+        }
+        let d = attempt(
+            &mut w,
+            &mut store,
+            "alice",
+            pw.as_bytes(),
+            "2001:db8:1:2:ffff::9",
+            1001,
+        );
+        assert_eq!(d, Decision::Refused(Reason::LockedOut));
+        // Upper case is the same user for the counters too.
+        let d = attempt(
+            &mut w,
+            &mut store,
+            "ALICE",
+            pw.as_bytes(),
+            "2001:db8:1:2::7",
+            1001,
+        );
+        assert_eq!(d, Decision::Refused(Reason::LockedOut));
+        let d = attempt(
+            &mut w,
+            &mut store,
+            "alice",
+            pw.as_bytes(),
+            "2001:db8:1:3::1",
+            1001,
+        );
+        assert!(matches!(d, Decision::Accepted { .. }), "{d:?}");
+    }
+
+    /// The per-user cool-down spares devices that logged in within 30 days, not strangers.
+    #[test]
+    fn smart_lockout_spares_known_devices() {
+        let mut w = World::new();
+        let (_dir, mut store, pw) = real_store(
+            &mut w,
+            crate::config::Lockout {
+                per_client: 0,
+                per_user: 3,
+                window_seconds: 600,
+                cooldown_seconds: 600,
+            },
+        );
+        let day = 86_400;
+        // The phone logs in from home (IPv4) and from its mobile network (IPv6); a laptop
+        // once from a hotel.
+        for ip in ["198.51.100.7", "2001:db8:77:1::10", "198.18.0.5"] {
+            let d = attempt(&mut w, &mut store, "alice", pw.as_bytes(), ip, 1000);
+            assert!(matches!(d, Decision::Accepted { .. }), "{d:?}");
+        }
+        // Later someone elsewhere guesses: the user is locked out...
+        let t = 1000 + 10 * day;
+        for i in 1..=3 {
+            let ip = format!("203.0.113.{i}");
+            attempt(&mut w, &mut store, "alice", WRONG, &ip, t);
+        }
+        let stranger = attempt(
+            &mut w,
+            &mut store,
+            "alice",
+            pw.as_bytes(),
+            "203.0.113.50",
+            t + 1,
+        );
+        assert_eq!(stranger, Decision::Refused(Reason::LockedOut));
+        let on_campus = attempt(
+            &mut w,
+            &mut store,
+            "alice",
+            pw.as_bytes(),
+            "192.0.2.99",
+            t + 1,
+        );
+        assert_eq!(on_campus, Decision::TryPrimary(Reason::LockedOut));
+        // ...but not on the phone's networks (another address in the same /24 and /64).
+        for ip in ["198.51.100.200", "2001:db8:77:1::abcd"] {
+            let d = attempt(&mut w, &mut store, "alice", pw.as_bytes(), ip, t + 2);
+            assert!(matches!(d, Decision::Accepted { .. }), "{ip}: {d:?}");
+        }
+        // A known device guessing wrong is still refused.
+        let d = attempt(&mut w, &mut store, "alice", WRONG, "198.51.100.7", t + 3);
+        assert_eq!(d, Decision::Refused(Reason::NoMatch));
+        // Thirty days after its last login the hotel network is a stranger again; the phone,
+        // seen at t + 2, is not.
+        let later = 1000 + 31 * day;
+        for i in 1..=3 {
+            let ip = format!("203.0.113.{i}");
+            attempt(&mut w, &mut store, "alice", WRONG, &ip, later);
+        }
+        let d = attempt(
+            &mut w,
+            &mut store,
+            "alice",
+            pw.as_bytes(),
+            "198.18.0.5",
+            later + 1,
+        );
+        assert_eq!(d, Decision::Refused(Reason::LockedOut));
+        let d = attempt(
+            &mut w,
+            &mut store,
+            "alice",
+            pw.as_bytes(),
+            "198.51.100.7",
+            later + 1,
+        );
+        assert!(matches!(d, Decision::Accepted { .. }), "{d:?}");
+        // Once the cool-down is over everyone may try again.
+        let d = attempt(
+            &mut w,
+            &mut store,
+            "alice",
+            pw.as_bytes(),
+            "198.18.0.5",
+            later + day,
+        );
+        assert!(matches!(d, Decision::Accepted { .. }), "{d:?}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //!
 //! Dovecot runs the checkpassword program as its auth user (`dovecot`), so the config, the
 //! database and the database's directory must be reachable by that user:
-//! [`share_with_dovecot`] sets them up the way the README tells admins to.
+//! [`share_with_dovecot`] sets them up the way the package does (group `apppw`).
 
 use crate::{TestEnv, bin, is_root};
 use std::io::{BufRead, BufReader, Write};
@@ -64,15 +64,72 @@ pub fn user_id(name: &str) -> Option<u32> {
         })
 }
 
-/// Gives the `dovecot` group what the README asks for: the database directory `root:dovecot
-/// 0770` (SQLite's WAL needs to create files next to the database), the database `root:dovecot
-/// 0660` (0660 so that last-used updates are recorded), the config readable.
+/// The package's group, which shares the store with Dovecot's checkpassword user.
+pub const PACKAGE_GROUP: &str = "apppw";
+
+/// Makes sure the group `apppw` exists and `dovecot` (if there is such a user) is in it, as
+/// the package's postinst does; returns its gid. Never removed again: tests run in parallel,
+/// and tests/tests/package.rs puts a group it finds back after purging the package.
+pub fn package_group() -> u32 {
+    static ONCE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = ONCE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if group_id(PACKAGE_GROUP).is_none() {
+        let out = Command::new("groupadd")
+            .args(["--system", PACKAGE_GROUP])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() || group_id(PACKAGE_GROUP).is_some(),
+            "groupadd {PACKAGE_GROUP}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    if user_id("dovecot").is_some() && !group_members(PACKAGE_GROUP).iter().any(|m| m == "dovecot")
+    {
+        let out = Command::new("gpasswd")
+            .args(["-a", "dovecot", PACKAGE_GROUP])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "gpasswd -a dovecot {PACKAGE_GROUP}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    group_id(PACKAGE_GROUP).unwrap()
+}
+
+/// The members of a group in /etc/group.
+pub fn group_members(name: &str) -> Vec<String> {
+    std::fs::read_to_string("/etc/group")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.first() == Some(&name)).then(|| {
+                f.get(3)
+                    .unwrap_or(&"")
+                    .split(',')
+                    .filter(|m| !m.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+        })
+        .unwrap_or_default()
+}
+
+/// Sets up the package's layout (README, "Files and permissions"), which Dovecot's
+/// checkpassword user (in group `apppw`) and root (the PAM module in the auth worker) can
+/// both trust: the database's directory `root:apppw 2770`, the database and its `-wal` and
+/// `-shm` `root:apppw 0660` (0660 so that last-used updates are recorded), the config
+/// `root:apppw 0640`.
 pub fn share_with_dovecot(env: &TestEnv) {
-    let gid = group_id("dovecot").expect("group dovecot exists");
+    let gid = package_group();
     let dir = env.dir.path();
     std::os::unix::fs::chown(dir, Some(0), Some(gid)).unwrap();
-    // 0775 rather than 0770: the test's other files (reply scripts) live here too.
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o775)).unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o2770)).unwrap();
     for suffix in ["", "-wal", "-shm"] {
         let mut p = env.db.clone().into_os_string();
         p.push(suffix);
@@ -82,7 +139,8 @@ pub fn share_with_dovecot(env: &TestEnv) {
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o660)).unwrap();
         }
     }
-    std::fs::set_permissions(&env.config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::os::unix::fs::chown(&env.config, Some(0), Some(gid)).unwrap();
+    std::fs::set_permissions(&env.config, std::fs::Permissions::from_mode(0o640)).unwrap();
 }
 
 /// A free TCP port on 127.0.0.1 (free when this returns; good enough for tests).
@@ -193,6 +251,7 @@ impl Dovecot {
 
     /// Like [`Dovecot::start`], with `extra` lines in the main config (e.g. `auth_cache_size`).
     pub fn start_with(apppw_config: &Path, userdb: Userdb, extra: &str) -> Dovecot {
+        package_group();
         let dir = tempfile::Builder::new()
             .prefix("apppw-dovecot.")
             .tempdir()
@@ -243,6 +302,10 @@ passdb {{
   args = {checkpassword}
 }}
 {userdb}
+# As the shipped example: Dovecot gives the auth process only the groups named here.
+service auth {{
+  extra_groups = {PACKAGE_GROUP}
+}}
 service imap-login {{
   inet_listener imap {{
     port = {port}

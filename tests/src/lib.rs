@@ -164,8 +164,9 @@ impl TestEnv {
     pub fn remove_database(&self) {
         match &self.pg_url {
             None => std::fs::remove_file(&self.db).unwrap(),
+            // Every table of every schema version, whatever it is.
             Some(url) => {
-                postgres::psql(url, "DROP TABLE app_passwords, failures, apppw_schema");
+                postgres::psql(url, "DROP SCHEMA public CASCADE; CREATE SCHEMA public");
             }
         }
     }

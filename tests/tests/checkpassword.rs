@@ -76,7 +76,7 @@ impl Fixture {
 
     /// Runs the binary with `args`, then the reply script (its arguments: the file to dump
     /// into, and a flag), with `input` on fd 3 and exactly `env` as environment; as `uid`
-    /// (group dovecot) if given.
+    /// (group apppw, as the package sets Dovecot's user up) if given.
     fn run_raw(
         &self,
         args: &[OsString],
@@ -94,7 +94,7 @@ impl Fixture {
             .arg("--reply-flag")
             .envs(env.iter().map(|(k, v)| (k, v)));
         if let Some(uid) = uid {
-            cmd.uid(uid).gid(dovecot::group_id("dovecot").unwrap());
+            cmd.uid(uid).gid(dovecot::package_group());
         }
         let start = Instant::now();
         let output = run_with_stdin(&mut cmd, input);
@@ -666,6 +666,115 @@ fn a_stuck_caller_is_a_temporary_failure_after_the_deadline() {
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     assert!(stderr.contains("no decision within"), "{stderr}");
+}
+
+/// The normal password goes to a PAM stack that hangs (pam_exec of a long sleep, under
+/// pam_wrapper): the deadline thread ends the process with 111 within the deadline, however
+/// the main thread is stuck inside libpam.
+#[test]
+fn a_hanging_primary_pam_stack_is_a_temporary_failure_after_the_deadline() {
+    use apppw_integration_tests::pam::{ServiceDir, pam_wrapper_available, system_module};
+    if !pam_wrapper_available(
+        "a_hanging_primary_pam_stack_is_a_temporary_failure_after_the_deadline",
+    ) {
+        return;
+    }
+    let services = ServiceDir::new();
+    let pid_file = services.dir.path().join("hang.pid");
+    let hang = services.dir.path().join("hang.sh");
+    std::fs::write(
+        &hang,
+        format!(
+            "#!/bin/sh\necho $$ > '{}'\nexec sleep 30\n",
+            pid_file.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&hang, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let exec = system_module("pam_exec.so");
+    services.add(
+        "hang",
+        &[&format!(
+            "auth required {} {}",
+            exec.display(),
+            hang.display()
+        )],
+    );
+    let f = Fixture::new("[primary]\npam_service = \"hang\"\n");
+    let mut env = Fixture::dovecot_env(Some(CAMPUS_IP));
+    for (k, v) in [
+        ("LD_PRELOAD", apppw_integration_tests::pam::WRAPPER_LIB),
+        ("PAM_WRAPPER", "1"),
+        (
+            "PAM_WRAPPER_SERVICE_DIR",
+            services.dir.path().to_str().unwrap(),
+        ),
+    ] {
+        env.push((k.into(), v.into()));
+    }
+    // pam_wrapper may fail to set up its copy of the service (see tests/src/pam.rs): then
+    // the stack never ran, and the run is made again.
+    let mut run = f.call(&input("alice", NORMAL_PW), &env);
+    for _ in 0..3 {
+        if pid_file.exists() {
+            break;
+        }
+        run = f.call(&input("alice", NORMAL_PW), &env);
+    }
+    let sleeper = std::fs::read_to_string(&pid_file).unwrap_or_default();
+    if let Ok(pid) = sleeper.trim().parse::<i32>() {
+        let _ = Command::new("kill").arg(pid.to_string()).status();
+    }
+    assert!(!sleeper.is_empty(), "the hanging stack never ran: {run:?}");
+    assert_eq!(run.code, Some(111), "{run:?}");
+    assert!(
+        run.elapsed >= Duration::from_secs(4) && run.elapsed < Duration::from_secs(8),
+        "{run:?}"
+    );
+    assert!(run.stderr.contains("no decision within"), "{run:?}");
+}
+
+/// The cool-down through the real binary, on either store: an IPv6 guesser rotating through
+/// its /64 is one client; once the per-user limit is reached strangers are refused, while a
+/// device (same /24) that logged in before keeps working. `USER` is the canonical name.
+#[test]
+fn cool_down_per_64_and_smart_lockout() {
+    let f = Fixture::new(
+        "[lockout]\nmax_failures_per_client = 3\nmax_failures_per_user = 5\n\
+         [argon2]\nmemory_kib = 1024\niterations = 1\n",
+    );
+    let pw = f.env.create("alice", "phone", &[]);
+    let run = f.login("ALICE", &pw, Some("198.51.100.7"));
+    assert!(run.accepted(), "{run:?}");
+    assert_eq!(run.reply.unwrap()["USER"], "alice");
+
+    for i in 1..=3 {
+        let ip = format!("2001:db8:1:2::{i}");
+        assert_eq!(f.code("alice", UNKNOWN_APP_PW, &ip), Some(1), "{ip}");
+    }
+    assert_eq!(
+        f.code("alice", &pw, "2001:db8:1:2:aaaa::99"),
+        Some(1),
+        "another address of the same /64"
+    );
+    assert!(
+        f.login("alice", &pw, Some("2001:db8:1:3::1")).accepted(),
+        "another /64"
+    );
+
+    for ip in ["2001:db8:9:1::1", "2001:db8:9:2::1"] {
+        assert_eq!(f.code("alice", UNKNOWN_APP_PW, ip), Some(1), "{ip}");
+    }
+    // Five failures for alice: everybody new is locked out, her known devices are not.
+    assert_eq!(f.code("alice", &pw, "203.0.113.50"), Some(1), "stranger");
+    assert!(
+        f.login("alice", &pw, Some("198.51.100.200")).accepted(),
+        "the phone's /24"
+    );
+    assert!(
+        f.login("Alice", &pw, Some("2001:db8:1:3::77")).accepted(),
+        "the /64 that logged in"
+    );
 }
 
 #[test]

@@ -423,7 +423,11 @@ fn insecure_permissions_are_warned_about_or_refused() {
     chmod(&env.db, 0o666);
     let out = env.apppw(&["verify", "alice", "--ip", OFF_IP], &pw);
     assert_eq!(code(&out), 1);
-    assert!(stdout(&out).starts_with("tempfail"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).starts_with("error: untrusted-file") && stdout(&out).contains("chmod o-w"),
+        "{}",
+        stdout(&out)
+    );
     let out = env.apppw(&["create", "alice", "tablet"], "");
     assert_eq!(code(&out), 1);
     assert!(
@@ -442,4 +446,127 @@ fn insecure_permissions_are_warned_about_or_refused() {
         "{}",
         stderr(&out)
     );
+}
+
+/// The last-used address and service come from the client side of a login: they go through
+/// the same printable filter as labels, so they cannot drive the admin's terminal.
+#[test]
+fn list_prints_last_use_through_the_printable_filter() {
+    let env = TestEnv::new("");
+    env.create("alice", "phone", &[]);
+    // The control characters go into the literals as they are (portable to both stores).
+    let n = env.sql(
+        "UPDATE app_passwords SET last_used_at = 1700000000, \
+         last_used_ip = '203.0.113.9\u{1b}[2J', last_used_service = 'im\u{7}ap'",
+    );
+    assert_eq!(n, 1);
+    let out = env.apppw(&["list"], "");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{7}'),
+        "{text:?}"
+    );
+    assert!(text.contains("203.0.113.9?[2J im?ap"), "{text:?}");
+}
+
+/// One canonical user name (lowercase by default): create, list, verify and revoke agree on
+/// it; rows stored under other spellings are reported, never merged, and no longer log in.
+#[test]
+fn user_names_are_canonical_and_strays_are_reported() {
+    let env = TestEnv::new("");
+    let out = env.apppw(&["create", "Alice", "phone", "--json"], "");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stderr(&out).contains("stored as alice"), "{}", stderr(&out));
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(created["user"], "alice");
+    let pw = created["password"].as_str().unwrap().to_owned();
+    for user in ["alice", "ALICE"] {
+        let out = env.apppw(&["verify", user, "--ip", OFF_IP], &format!("{pw}\n"));
+        assert_eq!(code(&out), 0, "{user}: {}", stdout(&out));
+    }
+    let listed: serde_json::Value =
+        serde_json::from_slice(&env.apppw(&["list", "ALICE", "--json"], "").stdout).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+
+    // A row from before names were canonical.
+    let bob = env.create("bob", "laptop", &[]);
+    assert_eq!(
+        env.sql(r#"UPDATE app_passwords SET "user" = 'Bob' WHERE "user" = 'bob'"#),
+        1
+    );
+    let out = env.apppw(&["verify", "Bob", "--ip", OFF_IP], &format!("{bob}\n"));
+    assert_eq!(
+        code(&out),
+        1,
+        "lookups use the canonical name: {}",
+        stdout(&out)
+    );
+    let out = env.apppw(&["migrate", "--check"], "");
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("\"Bob\": 1 app password(s); logins look up \"bob\"")
+            && stdout(&out).contains("NO LONGER LOG IN"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).starts_with("apppw: 1 app password(s)"),
+        "{}",
+        stderr(&out)
+    );
+    let out = env.apppw(&["list"], "");
+    assert!(
+        stderr(&out).contains("no longer log in: Bob"),
+        "{}",
+        stderr(&out)
+    );
+    // The admin sees it under bob, and revoking bob removes it.
+    let listed: serde_json::Value =
+        serde_json::from_slice(&env.apppw(&["list", "bob", "--json"], "").stdout).unwrap();
+    assert_eq!(listed[0]["user"], "Bob", "{listed}");
+    let out = env.apppw(&["revoke", "bob", "--all"], "");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).contains("laptop"), "{}", stdout(&out));
+    let out = env.apppw(&["migrate", "--check"], "");
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+
+    // Where names that differ in case are different people, they stay apart.
+    let exact = TestEnv::new("[users]\ncase_sensitive = true\n");
+    let pw = exact.create("Carol", "phone", &[]);
+    let out = exact.apppw(&["verify", "carol", "--ip", OFF_IP], &format!("{pw}\n"));
+    assert_eq!(code(&out), 1);
+    let out = exact.apppw(&["verify", "Carol", "--ip", OFF_IP], &format!("{pw}\n"));
+    assert_eq!(code(&out), 0);
+}
+
+/// `apppw migrate` without --from brings an older database to the current schema; logins
+/// refuse the older one with a message saying so.
+#[test]
+fn migrate_upgrades_an_older_schema() {
+    let env = TestEnv::new("");
+    if env.skip_unless_sqlite("migrate_upgrades_an_older_schema") {
+        return;
+    }
+    let pw = env.create("alice", "phone", &[]);
+    // What an older apppw left: schema 1, no known_devices.
+    let conn = rusqlite::Connection::open(&env.db).unwrap();
+    conn.execute_batch("DROP TABLE known_devices; PRAGMA user_version = 1;")
+        .unwrap();
+    drop(conn);
+    let out = env.apppw(&["verify", "alice", "--ip", OFF_IP], &format!("{pw}\n"));
+    assert!(
+        stdout(&out).contains("schema version 1") && stdout(&out).contains("apppw migrate"),
+        "{}",
+        stdout(&out)
+    );
+    let out = env.apppw(&["migrate"], "");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("schema version 2"),
+        "{}",
+        stdout(&out)
+    );
+    let out = env.apppw(&["verify", "alice", "--ip", OFF_IP], &format!("{pw}\n"));
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
 }

@@ -90,9 +90,12 @@ fn the_package(out_dir: &Path) -> PathBuf {
     deb
 }
 
-/// Puts the machine back: stops the throwaway Dovecot and purges the package.
+/// Puts the machine back: stops the throwaway Dovecot, purges the package, and recreates the
+/// group `apppw` if the other tests had made it (tests/src/dovecot.rs `package_group`).
 struct Restore {
     dovecot_conf: Option<PathBuf>,
+    /// gid and members of an `apppw` group found before the test.
+    group_before: Option<(u32, Vec<String>)>,
 }
 
 impl Drop for Restore {
@@ -106,12 +109,20 @@ impl Drop for Restore {
         }
         // Also purges a package that was removed but not yet purged when the test failed.
         let _ = Command::new("dpkg").args(["-P", "apppw"]).output();
-        // The test only runs when none of these existed before it.
+        // The package's postrm deletes it on purge; this is for a test that failed earlier.
         if group_exists("apppw") {
             let _ = Command::new("groupdel").arg("apppw").output();
         }
         let _ = std::fs::remove_dir_all("/etc/apppw");
         let _ = std::fs::remove_dir_all(DATA_DIR);
+        if let Some((gid, members)) = &self.group_before {
+            let _ = Command::new("groupadd")
+                .args(["--system", "--gid", &gid.to_string(), "apppw"])
+                .output();
+            for m in members {
+                let _ = Command::new("gpasswd").args(["-a", m, "apppw"]).output();
+            }
+        }
     }
 }
 
@@ -134,12 +145,22 @@ fn package_builds_installs_authenticates_and_purges() {
         eprintln!("skipped: apppw is already installed on this machine; the test would remove it");
         return;
     }
-    if group_exists("apppw") || Path::new("/etc/apppw").exists() || Path::new(DATA_DIR).exists() {
-        eprintln!(
-            "skipped: the group apppw, /etc/apppw or {DATA_DIR} exists; purging would delete it"
-        );
+    if Path::new("/etc/apppw").exists() || Path::new(DATA_DIR).exists() {
+        eprintln!("skipped: /etc/apppw or {DATA_DIR} exists; purging would delete it");
         return;
     }
+    // The other tests make the group as the package does (tests/src/dovecot.rs); no test of
+    // this binary uses it meanwhile. It goes for the install to make it, and comes back.
+    let group_before = group_exists("apppw").then(|| {
+        let line = ok(Command::new("getent").args(["group", "apppw"]));
+        let f: Vec<&str> = line.trim().split(':').collect();
+        let members = f[3]
+            .split(',')
+            .filter(|m| !m.is_empty())
+            .map(str::to_owned)
+            .collect();
+        (f[2].parse().unwrap(), members)
+    });
     let tmp = tempfile::Builder::new()
         .prefix("apppw-pkg.")
         .tempdir()
@@ -151,7 +172,13 @@ fn package_builds_installs_authenticates_and_purges() {
     inspect_control(&deb, tmp.path());
     run_lintian(&deb);
 
-    let mut restore = Restore { dovecot_conf: None };
+    let mut restore = Restore {
+        dovecot_conf: None,
+        group_before,
+    };
+    if restore.group_before.is_some() {
+        ok(Command::new("groupdel").arg("apppw"));
+    }
     ok(Command::new("dpkg").arg("-i").arg(&deb));
     check_installed();
 
@@ -183,11 +210,30 @@ fn package_builds_installs_authenticates_and_purges() {
         meta.mode()
     );
 
+    // SQLite's -wal and -shm: made by root's `apppw create`, kept, so that the Dovecot user
+    // never creates them as its own (root's PAM module would refuse them).
+    let sidecars = || {
+        ["-wal", "-shm"].map(|s| {
+            let m = std::fs::metadata(format!("{db}{s}")).unwrap();
+            (m.uid(), m.gid(), m.mode() & 0o777, m.ino())
+        })
+    };
+    let made = sidecars();
+    for (uid, gid, mode, _) in made {
+        assert_eq!((uid, gid, mode), (0, gid_of("apppw"), 0o660), "{made:?}");
+    }
+    ok(Command::new("/usr/bin/apppw").args(["migrate", "--check"]));
+
     if has("dovecot")
         && has("doveadm")
         && Path::new("/usr/lib/dovecot/checkpassword-reply").exists()
     {
         login_through_dovecot(tmp.path(), &mut restore, &password);
+        assert_eq!(
+            sidecars(),
+            made,
+            "the Dovecot user's login changed -wal or -shm"
+        );
     } else {
         eprintln!("Dovecot step skipped: dovecot-core is not installed");
     }

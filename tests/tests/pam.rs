@@ -311,30 +311,43 @@ fn missing_or_corrupt_database() {
     );
 }
 
+/// Local root through the environment: su, sudo and login run PAM modules with the caller's
+/// environment. A local user points `APPPW_CONFIG` at a config and a database of their own,
+/// holding an app password for the target user; the service has no `config=`. The module
+/// must use /etc/apppw/apppw.toml (here: absent, so the stack ends), never the caller's file.
 #[test]
-fn config_from_the_environment() {
-    require_pam_wrapper!("config_from_the_environment");
-    let s = Setup::new();
-    let pw = s.env.create("alice", "phone", &[]);
-    let primary = primary_line(s.services.dir.path(), NORMAL);
-    s.services.add("noarg", &[&apppw_line(""), &primary]);
-    let config = s.env.config.to_str().unwrap();
-    let r = s.services.authenticate(
+fn apppw_config_in_the_environment_is_ignored() {
+    require_pam_wrapper!("apppw_config_in_the_environment_is_ignored");
+    let services = ServiceDir::new();
+    // The attacker's files: everything in them is theirs to choose.
+    let attacker = TestEnv::sqlite("[argon2]\nmemory_kib = 1024\niterations = 1\n");
+    let pw = attacker.create("root", "mine", &[]);
+    let primary = primary_line(services.dir.path(), NORMAL);
+    services.add("noarg", &[&apppw_line(""), &primary]);
+    let config = attacker.config.to_str().unwrap();
+    let r = services.authenticate(
         "noarg",
-        "alice",
+        "root",
         Some(OFF_IP),
         &format!("{pw}\n"),
         &[("APPPW_CONFIG", config)],
     );
-    expect(&r, "PAM_SUCCESS", "APPPW_CONFIG");
-    // Without it the default /etc/apppw/apppw.toml is used; where that does not exist the
-    // stack ends.
+    assert_ne!(r.code(), "PAM_SUCCESS", "{}", r.transcript());
     if !Path::new("/etc/apppw/apppw.toml").exists() {
-        let r = s
-            .services
-            .authenticate("noarg", "alice", Some(OFF_IP), &format!("{pw}\n"), &[]);
-        expect(&r, "PAM_SERVICE_ERR", "no config anywhere");
+        expect(
+            &r,
+            "PAM_SERVICE_ERR",
+            "APPPW_CONFIG set, no config at the default path",
+        );
+        assert_eq!(r.prompts(), 0, "{}", r.transcript());
     }
+    // The same files named by the admin in the service file are used: the password is right.
+    services.add(
+        "named",
+        &[&apppw_line(&format!("config={config}")), &primary],
+    );
+    let r = services.authenticate("named", "root", Some(OFF_IP), &format!("{pw}\n"), &[]);
+    expect(&r, "PAM_SUCCESS", "config= names the same file");
 }
 
 #[test]

@@ -390,12 +390,25 @@ impl Site {
             .unwrap();
         let db = dir.path().join("apppw.db");
         let config = dir.path().join("apppw.toml");
+        // A stand-in doveadm that notes each auth-cache flush it is asked for.
+        let doveadm = dir.path().join("doveadm");
+        std::fs::write(
+            &doveadm,
+            format!(
+                "#!/bin/sh\necho \"$@\" >>{}/flushed\necho \"1 cache entries flushed\"\n",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&doveadm, std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::write(
             &config,
             format!(
                 "database = \"{}\"\n[network]\ncampus = [\"192.0.2.0/24\"{extra_campus}]\n\
-                 except = [\"192.0.2.128/25\"]\n[argon2]\nmemory_kib = 1024\niterations = 1\n",
-                db.display()
+                 except = [\"192.0.2.128/25\"]\n[argon2]\nmemory_kib = 1024\niterations = 1\n\
+                 [dovecot]\ndoveadm = \"{}\"\n",
+                db.display(),
+                doveadm.display()
             ),
         )
         .unwrap();
@@ -908,9 +921,20 @@ fn forms_need_the_csrf_token_and_a_repeated_submit_shows_the_same_password() {
         "{}",
         r.body
     );
+    assert!(
+        !site.dir.path().join("flushed").exists(),
+        "no flush before the delete"
+    );
     let r = alice.post("/delete", &[("id", "1"), ("csrf", &confirm.field("csrf"))]);
     assert_eq!(r.status, 303, "{}", r.body);
     assert!(site.labels("alice").is_empty());
+    // As after `apppw revoke`: Dovecot's auth cache forgets the user (SPEC "Revocation and
+    // Dovecot's cache").
+    assert_eq!(
+        std::fs::read_to_string(site.dir.path().join("flushed")).unwrap_or_default(),
+        "auth cache flush -- alice\n"
+    );
+    assert!(site.log().contains("auth_cache=flushed"), "{}", site.log());
     assert!(!site.verifies("alice", &pw, "imap"));
     let mails = site.smtp.wait_for(2);
     assert!(mail_body(&mails[1]).contains("was deleted"), "{}", mails[1]);

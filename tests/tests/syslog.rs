@@ -183,6 +183,47 @@ fn every_decision_is_one_authpriv_line_without_secrets() {
         lines_without_secrets(&pam_lines, &phone, &stored);
     }
     lines_without_secrets(&lines, &phone, &stored);
+
+    // The admin CLI: one line per change, naming the admin behind sudo and the real uid.
+    let _ = syslog.drain();
+    let admin = |args: &[&str]| {
+        let out = std::process::Command::new(apppw_integration_tests::bin("apppw"))
+            .arg("--config")
+            .arg(&env.config)
+            .args(args)
+            .env("SUDO_USER", "carol")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        out
+    };
+    let created = admin(&["create", "alice", "laptop", "--services", "imap", "--json"]);
+    let created: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
+    let laptop = created["password"].as_str().unwrap().to_owned();
+    admin(&["list"]);
+    admin(&["revoke", "alice", "laptop"]);
+    admin(&["migrate"]);
+    let admin_lines = syslog.drain();
+    assert_eq!(admin_lines.len(), 3, "list logs nothing: {admin_lines:#?}");
+    let create = one_line(&admin_lines, &["apppw(create):"]);
+    assert!(create.starts_with("<85>"), "{create}");
+    assert!(
+        create.contains("apppw(create): admin=carol uid=0 user=alice label=laptop id=")
+            && create.contains("services=imap"),
+        "{create}"
+    );
+    let revoke = one_line(&admin_lines, &["apppw(revoke):"]);
+    assert!(
+        revoke.contains("admin=carol uid=0 user=alice what=laptop ids=")
+            && revoke.contains("labels=laptop"),
+        "{revoke}"
+    );
+    let migrate = one_line(&admin_lines, &["apppw(migrate):"]);
+    assert!(
+        migrate.contains("admin=carol uid=0") && migrate.contains("schema=2"),
+        "{migrate}"
+    );
+    lines_without_secrets(&admin_lines, &laptop, &stored);
 }
 
 /// No line holds the app password (grouped or not), the normal password or a stored hash.

@@ -11,8 +11,8 @@
 //! The schema version lives in the one-row table `apppw_schema`.
 
 use super::{
-    ALL_CLIENTS, Candidate, Credential, Imported, NewCredential, PgTarget, SCHEMA_VERSION,
-    StoreError, StoredCredential, split_services,
+    ALL_CLIENTS, Candidate, Credential, Imported, KNOWN_DEVICE_SECONDS, LockedOut, NewCredential,
+    PgTarget, SCHEMA_VERSION, StoreError, StoredCredential, split_services,
 };
 use crate::config::Lockout;
 use postgres::types::{ToSql, Type};
@@ -63,6 +63,13 @@ const MIGRATIONS: &[&str] = &[
         locked_until bigint,
         PRIMARY KEY ("user", client)
     );"#,
+    // 2: devices with a successful app-password login, as in SQLite.
+    r#"CREATE TABLE known_devices (
+        "user"       text   NOT NULL,
+        device       text   NOT NULL,
+        last_success bigint NOT NULL,
+        PRIMARY KEY ("user", device)
+    );"#,
 ];
 
 const CREDENTIAL_COLUMNS: &str = r#"id, "user", label, created_at, expires_at, services,
@@ -111,30 +118,34 @@ impl From<postgres::Error> for StoreError {
     }
 }
 
-/// Reads the password file named by `database_password_file`: refused when every user may
-/// read it, like a world-writable config.
+/// Reads the password file named by `database_password_file`: it decides which database is
+/// believed, so it must pass [`crate::trust`] like the config; refused as well when every user
+/// may read it.
 fn read_password_file(path: &Path) -> Result<Zeroizing<String>, StoreError> {
+    use crate::trust::{self, CheckError, Identity, Parent};
     use std::io::Read;
     use std::os::unix::fs::PermissionsExt;
     let err = |problem: String| StoreError::PasswordFile {
         path: path.to_path_buf(),
         problem,
     };
-    let file = std::fs::File::open(path).map_err(|e| err(format!("cannot be read: {e}")))?;
-    let mode = file
-        .metadata()
-        .map_err(|e| err(format!("cannot be read: {e}")))?
-        .permissions()
-        .mode();
+    let file =
+        trust::open(path, &Identity::of_process(), Parent::Checked).map_err(|e| match e {
+            // A configuration error, like an untrusted config: see `StoreError::is_configuration`.
+            CheckError::Untrusted(t) => StoreError::Untrusted(t),
+            CheckError::Io { source, .. } => err(format!("cannot be read: {source}")),
+        })?;
+    let mode = file.meta.permissions().mode();
     if mode & 0o006 != 0 {
         return Err(err(format!(
             "is readable or writable by every user (mode {:o}); run chmod o-rw on it \
-             (e.g. root:dovecot mode 0640)",
+             (e.g. root:apppw mode 0640)",
             mode & 0o777
         )));
     }
     let mut text = Zeroizing::new(String::new());
-    file.take(4096)
+    file.file
+        .take(4096)
         .read_to_string(&mut text)
         .map_err(|e| err(format!("cannot be read: {e}")))?;
     let password = Zeroizing::new(text.trim_end_matches(['\n', '\r']).to_owned());
@@ -274,6 +285,19 @@ impl Postgres {
         self.client
             .try_borrow_mut()
             .map_err(|_| StoreError::Postgres("connection already in use".into()))
+    }
+
+    pub(super) fn users(&self) -> Result<Vec<(String, usize)>, StoreError> {
+        let rows = self.client()?.query(
+            r#"SELECT "user", count(*) FROM app_passwords GROUP BY "user" ORDER BY "user""#,
+            &[],
+        )?;
+        rows.iter()
+            .map(|r| {
+                let n: i64 = r.try_get(1)?;
+                Ok((r.try_get(0)?, usize::try_from(n).unwrap_or(0)))
+            })
+            .collect()
     }
 
     pub(super) fn user_exists(&self, user: &str) -> Result<bool, StoreError> {
@@ -478,16 +502,38 @@ impl Postgres {
         user: &str,
         client: &str,
         now: i64,
+    ) -> Result<LockedOut, StoreError> {
+        let rows = self.client()?.query_typed(
+            r#"SELECT client FROM failures
+               WHERE "user" = $1 AND client IN ($2, '*') AND locked_until > $3"#,
+            &[
+                (&user, Type::TEXT),
+                (&client, Type::TEXT),
+                (&now, Type::INT8),
+            ],
+        )?;
+        let clients = rows
+            .iter()
+            .map(|r| r.try_get::<_, String>(0))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(LockedOut::from_clients(&clients))
+    }
+
+    pub(super) fn known_device(
+        &mut self,
+        user: &str,
+        device: &str,
+        since: i64,
     ) -> Result<bool, StoreError> {
         Ok(self
             .client()?
             .query_typed_opt(
-                r#"SELECT 1 FROM failures
-                   WHERE "user" = $1 AND client IN ($2, '*') AND locked_until > $3"#,
+                r#"SELECT 1 FROM known_devices
+                   WHERE "user" = $1 AND device = $2 AND last_success >= $3"#,
                 &[
                     (&user, Type::TEXT),
-                    (&client, Type::TEXT),
-                    (&now, Type::INT8),
+                    (&device, Type::TEXT),
+                    (&since, Type::INT8),
                 ],
             )?
             .is_some())
@@ -590,6 +636,7 @@ impl Postgres {
         ip: Option<&str>,
         service: Option<&str>,
     ) -> Result<(), StoreError> {
+        let device = crate::network::device_key(ip);
         self.quickly(|tx| {
             tx.query_typed(
                 "UPDATE app_passwords
@@ -602,6 +649,21 @@ impl Postgres {
                     (&service, Type::TEXT),
                 ],
             )?;
+            if let Some(device) = &device {
+                tx.query_typed(
+                    r#"INSERT INTO known_devices ("user", device, last_success)
+                       SELECT "user", $2, $3 FROM app_passwords WHERE id = $1
+                       ON CONFLICT ("user", device) DO UPDATE SET last_success = excluded.last_success"#,
+                    &[(&id, Type::INT8), (device, Type::TEXT), (&at, Type::INT8)],
+                )?;
+            }
+            // Forget devices not seen for the whole window now and then.
+            if super::sweep_now() {
+                tx.query_typed(
+                    "DELETE FROM known_devices WHERE last_success < $1",
+                    &[(&(at - KNOWN_DEVICE_SECONDS), Type::INT8)],
+                )?;
+            }
             Ok(())
         })
     }

@@ -1,13 +1,24 @@
 //! The SQLite backend: one file, created by the admin CLI (mode 0660: the group of the Dovecot
 //! auth user records last use and failure counters; SQLite gives `-wal`/`-shm` the same mode),
 //! versioned with `PRAGMA user_version`, in WAL mode so that logins read while the CLI writes.
+//!
+//! Every connection is opened with `SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE`, so that no connection
+//! deletes `-wal` and `-shm` when it closes: they stay with the owner who created them (the
+//! CLI, as root; SQLite running as root gives them the database file's owner). A login whose
+//! user is neither root nor the database's owner refuses to create them itself (see
+//! [`wal_files_needed`]): files it created would be refused by root's PAM module. The CLI
+//! checkpoints and empties `-wal` when it is done instead, so that the main file alone is
+//! complete (a copy of it is a backup).
 
 use super::{
-    ALL_CLIENTS, Candidate, Credential, MIGRATIONS_SQLITE, NewCredential, SCHEMA_VERSION,
-    StoreError, StoredCredential, check_permissions, split_services,
+    ALL_CLIENTS, Candidate, Credential, KNOWN_DEVICE_SECONDS, LockedOut, MIGRATIONS_SQLITE,
+    NewCredential, SCHEMA_VERSION, StoreError, StoredCredential, check_permissions, split_services,
+    world_readable_warning,
 };
 use crate::config::Lockout;
+use crate::trust::{self, CheckError, Identity, TrustError, TrustedDatabase};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -17,6 +28,8 @@ const LOGIN_BUSY_TIMEOUT: Duration = Duration::from_secs(3);
 const RECORD_BUSY_TIMEOUT: Duration = Duration::from_millis(100);
 /// How long the CLI waits for other writers.
 const ADMIN_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the CLI's final checkpoint waits for readers.
+const CHECKPOINT_BUSY_TIMEOUT: Duration = Duration::from_secs(2);
 
 const PERMISSION_HINT: &str = " (check that this user can read the file and write its directory: \
      SQLite in WAL mode needs the -wal and -shm files next to it)";
@@ -24,6 +37,26 @@ const PERMISSION_HINT: &str = " (check that this user can read the file and writ
 pub(super) struct Sqlite {
     pub(super) conn: Connection,
     path: PathBuf,
+    /// What the trust check of a login connection found at open ([`Sqlite::still_trusted`]).
+    checked: Option<TrustedDatabase>,
+    /// Checkpoint when dropped, if anything was written (connections of the CLI).
+    checkpoint_on_drop: bool,
+    /// A migration was applied (DDL, which `total_changes` does not count).
+    migrated: bool,
+}
+
+impl Drop for Sqlite {
+    fn drop(&mut self) {
+        if self.checkpoint_on_drop && (self.migrated || self.conn.total_changes() > 0) {
+            // TRUNCATE: copies every page into the main file and empties -wal (the file stays,
+            // with its owner), so that the main file alone is complete and no old page in -wal
+            // can outlive a file put in its place. Waits a little for readers; best effort.
+            let _ = self.conn.busy_timeout(CHECKPOINT_BUSY_TIMEOUT);
+            let _ = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        }
+    }
 }
 
 fn open_error(path: &Path, source: rusqlite::Error) -> StoreError {
@@ -32,6 +65,71 @@ fn open_error(path: &Path, source: rusqlite::Error) -> StoreError {
         source,
         hint: PERMISSION_HINT,
     }
+}
+
+fn check_error(path: &Path, e: CheckError) -> StoreError {
+    match e {
+        e if e.is_not_found() => StoreError::Missing(path.to_path_buf()),
+        CheckError::Untrusted(t) => StoreError::Untrusted(t),
+        CheckError::Io { path, source } => StoreError::Check { path, source },
+    }
+}
+
+/// The trust check of a database before it is opened: the file, its directories, its
+/// `-wal`, `-shm` and `-journal` ([`trust::check_sqlite`]), and [`wal_files_needed`].
+fn check_trust(path: &Path, who: &Identity) -> Result<TrustedDatabase, StoreError> {
+    let checked = trust::check_sqlite(path, who).map_err(|e| check_error(path, e))?;
+    wal_files_needed(
+        &checked.path,
+        checked.wal,
+        checked.owner,
+        checked.sidecars,
+        who,
+    )?;
+    Ok(checked)
+}
+
+/// A WAL database without `-wal`/`-shm` (made by an older apppw, or after they were removed)
+/// would get them created by this process, owned by its user. If that is neither root nor the
+/// database's owner, root's PAM module would then refuse them: refuse now, with the fix.
+fn wal_files_needed(
+    path: &Path,
+    wal: bool,
+    owner: u32,
+    sidecars: [bool; 3],
+    who: &Identity,
+) -> Result<(), StoreError> {
+    if !wal || (sidecars[0] && sidecars[1]) || who.euid() == 0 || who.euid() == owner {
+        return Ok(());
+    }
+    let missing = if sidecars[0] { "-shm" } else { "-wal" };
+    Err(StoreError::Untrusted(TrustError {
+        path: trust::with_suffix(path, missing),
+        problem: format!(
+            "does not exist, and this program (uid {}) would create it as its own, which a \
+             login running as root then refuses",
+            who.euid()
+        ),
+        fix: "run `apppw list` once as root: it creates the -wal and -shm files with the \
+              database's owner, and they are kept from then on"
+            .into(),
+    }))
+}
+
+/// [`wal_files_needed`] for the CLI and the web page, which do not refuse a database that
+/// fails the rest of the trust rule (they warn about it), but must not create files that make
+/// logins refuse it either.
+fn refuse_to_create_wal_files(path: &Path) -> Result<(), StoreError> {
+    let Ok(mut file) = std::fs::File::open(path) else {
+        // SQLite reports it.
+        return Ok(());
+    };
+    let (Ok(meta), Ok(wal)) = (file.metadata(), trust::is_wal_database(&mut file)) else {
+        return Ok(());
+    };
+    let exists = |suffix| trust::with_suffix(path, suffix).exists();
+    let sidecars = [exists("-wal"), exists("-shm"), exists("-journal")];
+    wal_files_needed(path, wal, meta.uid(), sidecars, &Identity::of_process())
 }
 
 const CREDENTIAL_COLUMNS: &str = "id, user, label, created_at, expires_at, services, \
@@ -51,36 +149,88 @@ fn credential(r: &rusqlite::Row<'_>) -> rusqlite::Result<Credential> {
     })
 }
 
+/// Keeps `-wal` and `-shm` when the connection closes (see the module documentation).
+fn keep_wal_files(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )
+    .map(|_| ())
+    .map_err(|e| open_error(path, e))
+}
+
+/// What the admin CLI is told about a database logins would refuse.
+fn login_warning(path: &Path) -> Option<String> {
+    match check_trust(path, &Identity::of_process()) {
+        Ok(_) | Err(StoreError::Missing(_)) => None,
+        Err(e) => Some(format!("logins will refuse this database: {e}")),
+    }
+}
+
+fn join_warnings(a: Option<String>, b: Option<String>) -> Option<String> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+        (a, b) => a.or(b),
+    }
+}
+
 impl Sqlite {
-    /// Opens an existing database for logins. Never creates anything.
+    /// Opens an existing database for logins. Never creates anything; refuses a database
+    /// that fails [`crate::trust`].
     pub(super) fn open_for_login(path: &Path) -> Result<(Sqlite, Option<String>), StoreError> {
-        if !path.exists() {
-            return Err(StoreError::Missing(path.to_path_buf()));
-        }
-        // READ_WRITE without CREATE: SQLite falls back to read-only when the file is not
-        // writable, which still allows logins (last-used updates are then skipped).
-        let warning = check_permissions(path)?;
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
+        let who = Identity::of_process();
+        let checked = check_trust(path, &who)?;
+        // The checked path has no symbolic links left; NOFOLLOW makes SQLite refuse one that
+        // a trusted user put in its place meanwhile. READ_WRITE without CREATE: SQLite falls
+        // back to read-only when the file is not writable, which still allows logins (last-used
+        // updates are then skipped).
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+        let conn =
+            Connection::open_with_flags(&checked.path, flags).map_err(|e| open_error(path, e))?;
         conn.busy_timeout(LOGIN_BUSY_TIMEOUT)
             .map_err(|e| open_error(path, e))?;
-        let store = Sqlite {
+        keep_wal_files(&conn, path)?;
+        let mut store = Sqlite {
             conn,
             path: path.to_path_buf(),
+            checked: None,
+            checkpoint_on_drop: false,
+            migrated: false,
         };
         store.check_schema()?;
+        // Reading the schema opened (or, as root or the owner, created) -wal and -shm: check
+        // what SQLite actually uses, and that the file is still the one judged.
+        let now = check_trust(path, &who)?;
+        if now.id != checked.id {
+            return Err(StoreError::Untrusted(TrustError {
+                path: checked.path,
+                problem: "was replaced while it was being opened".into(),
+                fix: "try again; if it persists, find out who replaces it".into(),
+            }));
+        }
         // A login only writes last-use times and failure counters. In WAL mode, NORMAL skips
         // the fsync of each commit (a power cut may lose the newest of those, never a
-        // credential: the CLI keeps FULL), and leaving the checkpoint to the writer that fills
-        // the WAL saves the fsyncs of a checkpoint at every close. Set after the schema check:
-        // any statement first reads the schema, and under a lock that would wait out the busy
-        // timeout a second time.
+        // credential: the CLI keeps FULL). Set after the schema check: any statement first
+        // reads the schema, and under a lock that would wait out the busy timeout a second
+        // time.
         let _ = store.conn.pragma_update(None, "synchronous", "NORMAL");
-        let _ = store.conn.set_db_config(
-            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-            true,
-        );
+        let warning = std::fs::metadata(&now.path)
+            .ok()
+            .and_then(|m| world_readable_warning(path, m.mode()));
+        store.checked = Some(now);
         Ok((store, warning))
+    }
+
+    /// Does the database a login connection was opened on still pass [`crate::trust`], and is
+    /// it still the same file (not replaced by a restored backup, say)?
+    pub(super) fn still_trusted(&self) -> bool {
+        let Some(checked) = &self.checked else {
+            return false;
+        };
+        check_trust(&self.path, &Identity::of_process())
+            .is_ok_and(|now| now.id == checked.id && now.path == checked.path)
     }
 
     /// Opens the database for the admin CLI, creating it (mode 0660) and migrating as needed.
@@ -91,6 +241,8 @@ impl Sqlite {
                 source: rusqlite::Error::InvalidPath(PathBuf::from(e.to_string())),
                 hint: " (does the directory exist and is it writable by this user?)",
             })?;
+        } else {
+            refuse_to_create_wal_files(path)?;
         }
         let conn = Connection::open_with_flags(
             path,
@@ -99,13 +251,19 @@ impl Sqlite {
         .map_err(|e| open_error(path, e))?;
         conn.busy_timeout(ADMIN_BUSY_TIMEOUT)
             .map_err(|e| open_error(path, e))?;
+        keep_wal_files(&conn, path)?;
         let warning = check_permissions(path)?;
         let mut store = Sqlite {
             conn,
             path: path.to_path_buf(),
+            checked: None,
+            checkpoint_on_drop: true,
+            migrated: false,
         };
         store.migrate()?;
-        Ok((store, warning))
+        // The first read in WAL mode creates -wal and -shm; kept from now on.
+        store.user_version()?;
+        Ok((store, join_warnings(warning, login_warning(path))))
     }
 
     /// Opens an existing database read-only for the CLI's read commands (list, verify).
@@ -113,6 +271,7 @@ impl Sqlite {
         if !path.exists() {
             return Err(StoreError::Missing(path.to_path_buf()));
         }
+        refuse_to_create_wal_files(path)?;
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -120,13 +279,17 @@ impl Sqlite {
         .map_err(|e| open_error(path, e))?;
         conn.busy_timeout(LOGIN_BUSY_TIMEOUT)
             .map_err(|e| open_error(path, e))?;
+        keep_wal_files(&conn, path)?;
         let warning = check_permissions(path)?;
         let store = Sqlite {
             conn,
             path: path.to_path_buf(),
+            checked: None,
+            checkpoint_on_drop: false,
+            migrated: false,
         };
         store.check_schema()?;
-        Ok((store, warning))
+        Ok((store, join_warnings(warning, login_warning(path))))
     }
 
     fn user_version(&self) -> Result<i64, StoreError> {
@@ -176,7 +339,19 @@ impl Sqlite {
             tx.pragma_update(None, "user_version", i64::try_from(i + 1).unwrap_or(0))?;
         }
         tx.commit()?;
+        self.migrated = true;
         Ok(())
+    }
+
+    pub(super) fn users(&self) -> Result<Vec<(String, usize)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT user, count(*) FROM app_passwords GROUP BY user ORDER BY user")?;
+        let rows = stmt.query_map([], |r| {
+            let n: i64 = r.get(1)?;
+            Ok((r.get(0)?, usize::try_from(n).unwrap_or(0)))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     pub(super) fn user_exists(&self, user: &str) -> Result<bool, StoreError> {
@@ -298,12 +473,27 @@ impl Sqlite {
         user: &str,
         client: &str,
         now: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<LockedOut, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT 1 FROM failures
+            "SELECT client FROM failures
              WHERE user = ?1 AND client IN (?2, '*') AND locked_until > ?3",
         )?;
-        Ok(stmt.exists(params![user, client, now])?)
+        let clients = stmt
+            .query_map(params![user, client, now], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(LockedOut::from_clients(&clients))
+    }
+
+    pub(super) fn known_device(
+        &mut self,
+        user: &str,
+        device: &str,
+        since: i64,
+    ) -> Result<bool, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT 1 FROM known_devices WHERE user = ?1 AND device = ?2 AND last_success >= ?3",
+        )?;
+        Ok(stmt.exists(params![user, device, since])?)
     }
 
     pub(super) fn record_failure(
@@ -314,7 +504,7 @@ impl Sqlite {
         policy: &Lockout,
     ) -> Result<(), StoreError> {
         if self.conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(true) {
-            return Ok(());
+            return Err(StoreError::ReadOnly(self.path.clone()));
         }
         self.conn.busy_timeout(RECORD_BUSY_TIMEOUT)?;
         let result = (|| -> Result<(), rusqlite::Error> {
@@ -391,15 +581,34 @@ impl Sqlite {
             return Ok(());
         }
         self.conn.busy_timeout(RECORD_BUSY_TIMEOUT)?;
-        let result = self.conn.execute(
-            "UPDATE app_passwords
-             SET last_used_at = ?2, last_used_ip = ?3, last_used_service = ?4
-             WHERE id = ?1",
-            params![id, at, ip, service],
-        );
+        let device = crate::network::device_key(ip);
+        let result = (|| -> Result<(), rusqlite::Error> {
+            let tx = self.conn.unchecked_transaction()?;
+            tx.prepare_cached(
+                "UPDATE app_passwords
+                 SET last_used_at = ?2, last_used_ip = ?3, last_used_service = ?4
+                 WHERE id = ?1",
+            )?
+            .execute(params![id, at, ip, service])?;
+            if let Some(device) = &device {
+                tx.prepare_cached(
+                    "INSERT INTO known_devices (user, device, last_success)
+                     SELECT user, ?2, ?3 FROM app_passwords WHERE id = ?1
+                     ON CONFLICT (user, device) DO UPDATE SET last_success = excluded.last_success",
+                )?
+                .execute(params![id, device, at])?;
+            }
+            // Forget devices not seen for the whole window now and then.
+            if super::sweep_now() {
+                tx.execute(
+                    "DELETE FROM known_devices WHERE last_success < ?1",
+                    params![at - KNOWN_DEVICE_SECONDS],
+                )?;
+            }
+            tx.commit()
+        })();
         let _ = self.conn.busy_timeout(LOGIN_BUSY_TIMEOUT);
-        result?;
-        Ok(())
+        Ok(result?)
     }
 }
 
