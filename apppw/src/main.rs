@@ -450,6 +450,10 @@ fn verify_stdin(config: &Config, user: &str, ip: &str, service: Option<&str>) ->
         ),
         Decision::Refused(_) => String::new(),
         Decision::Unavailable(why) => format!(" ({why})"),
+        Decision::PassedOn { because, .. } => format!(
+            " ({}: passed on, the normal password would be checked next)",
+            because.detail()
+        ),
     };
     say!("{result}: {reason}{detail}");
     let location = verdict.location.to_string();

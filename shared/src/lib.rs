@@ -30,7 +30,7 @@ pub mod timefmt;
 pub mod verify;
 
 pub use config::Config;
-pub use verify::{Decision, Reason, Request};
+pub use verify::{Decision, Reason, Relaxed, Request};
 
 /// Current time in seconds since the Unix epoch (UTC).
 #[must_use]

@@ -163,7 +163,11 @@ impl TestEnv {
         match &self.pg_url {
             None => std::fs::remove_file(&self.db).unwrap(),
             Some(url) => {
-                postgres::psql(url, "DROP TABLE app_passwords, failures, apppw_schema");
+                postgres::psql(
+                    url,
+                    "DROP TABLE app_passwords, failures, exemptions, offcampus_attempts, \
+                     offcampus_days, apppw_schema",
+                );
             }
         }
     }
