@@ -1,7 +1,9 @@
-//! `apppw`: create, list and revoke application passwords; explain and test decisions.
+//! `apppw`: create, list and revoke application passwords; explain and test decisions;
+//! stage the rollout (exemptions, report); check the installation (doctor).
 //!
 //! Exit status: 0 success, 1 failure (one line on stderr saying what to do), 2 usage error.
-#![forbid(unsafe_code)]
+// Unsafe code only in `doctor/as_user.rs` (fork and setuid to test access as Dovecot's user).
+#![deny(unsafe_code)]
 
 use apppw_cli::cli;
 
@@ -9,9 +11,11 @@ use apppw::config::Config;
 use apppw::hash::Argon2Kdf;
 use apppw::issue;
 use apppw::secret;
-use apppw::store::{Credential, Database, LazyStore, PgTarget, Store, StoreError};
+use apppw::store::{
+    Credential, CredentialFilter, Database, LazyStore, PgTarget, Store, StoreError,
+};
 use apppw::timefmt::{parse_expiry, rfc3339};
-use apppw::verify::{Decision, Record, Request, verify};
+use apppw::verify::{Decision, Record, Relaxed, Request, verify};
 use clap::Parser;
 use cli::{Cli, Command};
 use serde_json::json;
@@ -60,6 +64,11 @@ macro_rules! say {
 
 type Result<T> = std::result::Result<T, Failure>;
 
+mod doctor;
+mod ops;
+mod rollout;
+mod table;
+
 impl Failure {
     fn msg(text: impl Into<String>) -> Self {
         Failure(Some(text.into()))
@@ -80,13 +89,13 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     let config = || Config::load(cli.config.as_deref());
+    let json = cli.json;
     match cli.command {
         Command::Create {
             user,
             label,
             expires,
             services,
-            json,
         } => create(
             &config()?,
             &user,
@@ -95,26 +104,87 @@ fn run(cli: Cli) -> Result<ExitCode> {
             services,
             json,
         ),
-        Command::List { user, json } => list(&config()?, user.as_deref(), json),
+        Command::List {
+            user,
+            expired,
+            unused_since,
+        } => {
+            let filter = ops::filter(expired, unused_since.as_deref(), apppw::now())?;
+            list(&config()?, user.as_deref(), filter, json)
+        }
         Command::Revoke {
             user,
             label_or_id,
             all,
-        } => revoke(&config()?, &user, label_or_id.as_deref(), all),
-        Command::Explain { ip } => {
-            say!("{}", config()?.network.locate(Some(&ip)));
-            Ok(ExitCode::SUCCESS)
-        }
+        } => revoke(&config()?, &user, label_or_id.as_deref(), all, json),
+        Command::Explain { ip } => explain(&config()?, &ip, json),
         Command::Verify { user, ip, service } => {
-            verify_stdin(&config()?, &user, &ip, service.as_deref())
+            verify_stdin(&config()?, &user, &ip, service.as_deref(), json)
         }
         Command::Migrate {
             from,
             to,
             password_file,
             force,
-        } => migrate(&config, &from, to, password_file, force),
+        } => migrate(&config, &from, to, password_file, force, json),
+        Command::Prune {
+            user,
+            expired,
+            unused_since,
+            dry_run,
+        } => {
+            let now = apppw::now();
+            let filter = ops::filter(expired, unused_since.as_deref(), now)?
+                .ok_or_else(|| Failure::msg("name --expired or --unused-since AGE"))?;
+            ops::prune(&config()?, user.as_deref(), filter, dry_run, json)
+        }
+        Command::Exempt {
+            user: Some(user),
+            until: Some(until),
+            reason,
+            list: false,
+        } => rollout::exempt(&config()?, &user, &until, reason.as_deref(), json),
+        Command::Exempt { .. } => rollout::exemptions(&config()?, json),
+        Command::Unexempt { user } => rollout::unexempt(&config()?, &user, json),
+        Command::Report { since } => rollout::report(&config()?, &since, json),
+        Command::Doctor {
+            pam_dir,
+            doveconf,
+            dovecot_config,
+        } => doctor::run(
+            cli.config.as_deref(),
+            &doctor::Paths {
+                pam_dir,
+                doveconf,
+                dovecot_config,
+            },
+            json,
+        ),
+        Command::Stats { prometheus } => ops::stats(&config()?, prometheus, json),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(shell, &mut Cli::command(), "apppw", &mut out);
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// `apppw explain IP`: the location and the rule.
+fn explain(config: &Config, ip: &str, as_json: bool) -> Result<ExitCode> {
+    let location = config.network.locate(Some(ip));
+    if as_json {
+        let text = location.to_string();
+        let (place, rule) = text.split_once('\n').unwrap_or((&text, ""));
+        say!(
+            "{}",
+            json!({ "address": ip, "location": place, "rule": rule })
+        );
+    } else {
+        say!("{location}");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `apppw migrate`: copies every row (hashes, tags, last use) from an SQLite file into
@@ -125,6 +195,7 @@ fn migrate(
     to: Option<String>,
     password_file: Option<std::path::PathBuf>,
     force: bool,
+    as_json: bool,
 ) -> Result<ExitCode> {
     let target = match to {
         Some(url) => {
@@ -169,6 +240,19 @@ fn migrate(
         )));
     }
     let done = dest.import(&rows)?;
+    if as_json {
+        say!(
+            "{}",
+            json!({
+                "from": from.display().to_string(),
+                "to": target.url,
+                "total": rows.len(),
+                "copied": done.copied,
+                "skipped": done.skipped,
+            })
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     say!(
         "copied {} of {} app passwords from {} to {}",
         done.copied,
@@ -268,19 +352,19 @@ fn print_created(cred: &Credential, password: &secret::AppPassword, as_json: boo
 }
 
 /// Opens the database for writing, telling the admin about insecure permissions.
-fn open_for_admin(config: &Config) -> Result<Store> {
+pub(crate) fn open_for_admin(config: &Config) -> Result<Store> {
     let store = Store::open_for_admin(&config.database)?;
     warn_about(&store);
     Ok(store)
 }
 
-fn warn_about(store: &Store) {
+pub(crate) fn warn_about(store: &Store) {
     if let Some(w) = store.warning() {
         eprintln!("apppw: warning: {w}");
     }
 }
 
-fn credential_json(c: &Credential) -> serde_json::Value {
+pub(crate) fn credential_json(c: &Credential) -> serde_json::Value {
     json!({
         "id": c.id,
         "user": c.user,
@@ -294,11 +378,19 @@ fn credential_json(c: &Credential) -> serde_json::Value {
     })
 }
 
-fn list(config: &Config, user: Option<&str>, as_json: bool) -> Result<ExitCode> {
+fn list(
+    config: &Config,
+    user: Option<&str>,
+    filter: Option<CredentialFilter>,
+    as_json: bool,
+) -> Result<ExitCode> {
     let creds = match Store::open_read_only(&config.database) {
         Ok(store) => {
             warn_about(&store);
-            store.list(user)?
+            match filter {
+                Some(f) => store.matching(f, user)?,
+                None => store.list(user)?,
+            }
         }
         // A fresh installation has no database until the first `create`.
         Err(StoreError::Missing(_)) => Vec::new(),
@@ -311,13 +403,24 @@ fn list(config: &Config, user: Option<&str>, as_json: bool) -> Result<ExitCode> 
         return Ok(ExitCode::SUCCESS);
     }
     if creds.is_empty() {
+        let which = match filter {
+            Some(CredentialFilter::ExpiredAt(_)) => "expired ",
+            Some(CredentialFilter::UnusedSince(_)) => "unused ",
+            None => "",
+        };
         match user {
-            Some(u) => writeln!(out, "{u} has no app passwords")?,
-            None => writeln!(out, "no app passwords")?,
+            Some(u) => writeln!(out, "{u} has no {which}app passwords")?,
+            None => writeln!(out, "no {which}app passwords")?,
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let rows: Vec<[String; 7]> = creds
+    credential_table(&mut out, &creds)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The table of `apppw list` (also printed by `apppw prune`).
+pub(crate) fn credential_table(out: &mut impl Write, creds: &[Credential]) -> Result<()> {
+    let rows: Vec<Vec<String>> = creds
         .iter()
         .map(|c| {
             let last = match (c.last_used_at, &c.last_used_ip, &c.last_used_service) {
@@ -329,7 +432,7 @@ fn list(config: &Config, user: Option<&str>, as_json: bool) -> Result<ExitCode> 
                 ),
                 _ => "never".into(),
             };
-            [
+            vec![
                 c.id.to_string(),
                 printable(&c.user),
                 printable(&c.label),
@@ -351,40 +454,23 @@ fn list(config: &Config, user: Option<&str>, as_json: bool) -> Result<ExitCode> 
         "SERVICES",
         "LAST USED",
     ];
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: &[&str]| {
-        let mut s = String::new();
-        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
-            if i + 1 == cells.len() {
-                s.push_str(cell);
-            } else {
-                s.push_str(cell);
-                s.push_str(&" ".repeat(w - cell.chars().count() + 2));
-            }
-        }
-        s
-    };
-    writeln!(out, "{}", line(&header))?;
-    for row in &rows {
-        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
-        writeln!(out, "{}", line(&cells))?;
-    }
-    Ok(ExitCode::SUCCESS)
+    table::write(out, &header, &rows)
 }
 
 /// Replaces control characters so a stored label cannot mess up the terminal.
-fn printable(s: &str) -> String {
+pub(crate) fn printable(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_control() { '?' } else { c })
         .collect()
 }
 
-fn revoke(config: &Config, user: &str, what: Option<&str>, all: bool) -> Result<ExitCode> {
+fn revoke(
+    config: &Config,
+    user: &str,
+    what: Option<&str>,
+    all: bool,
+    as_json: bool,
+) -> Result<ExitCode> {
     let mut store = open_for_admin(config)?;
     let removed = match (what, all) {
         (_, true) => store.revoke_all(user)?,
@@ -399,6 +485,11 @@ fn revoke(config: &Config, user: &str, what: Option<&str>, all: bool) -> Result<
         }
         (None, false) => return Err(Failure::msg("name a label or id, or use --all")),
     };
+    if as_json {
+        let arr: Vec<_> = removed.iter().map(credential_json).collect();
+        say!("{}", serde_json::Value::Array(arr));
+        return Ok(ExitCode::SUCCESS);
+    }
     if removed.is_empty() {
         say!("{user} has no app passwords; nothing revoked");
     }
@@ -413,7 +504,13 @@ fn revoke(config: &Config, user: &str, what: Option<&str>, all: bool) -> Result<
     Ok(ExitCode::SUCCESS)
 }
 
-fn verify_stdin(config: &Config, user: &str, ip: &str, service: Option<&str>) -> Result<ExitCode> {
+fn verify_stdin(
+    config: &Config,
+    user: &str,
+    ip: &str,
+    service: Option<&str>,
+    as_json: bool,
+) -> Result<ExitCode> {
     let mut input = Zeroizing::new(Vec::with_capacity(1100));
     std::io::stdin()
         .lock()
@@ -443,21 +540,47 @@ fn verify_stdin(config: &Config, user: &str, ip: &str, service: Option<&str>) ->
     );
     let (result, reason) = verdict.decision.audit_fields();
     let detail = match &verdict.decision {
-        Decision::Accepted { id, label } => format!(" (app password {label:?}, id {id})"),
+        Decision::Accepted { id, label } => format!("app password {label:?}, id {id}"),
         Decision::TryPrimary(why) => format!(
-            " (app password: {}; the normal password would be checked next)",
+            "app password: {}; the normal password would be checked next",
             why.code()
         ),
         Decision::Refused(_) => String::new(),
-        Decision::Unavailable(why) => format!(" ({why})"),
+        Decision::Unavailable(why) => why.clone(),
         Decision::PassedOn { because, .. } => format!(
-            " ({}: passed on, the normal password would be checked next)",
-            because.detail()
+            "{}: passed on, the normal password would be checked next",
+            match because {
+                Relaxed::ReportMode => "report mode".to_owned(),
+                Relaxed::Exempt { until } => format!("exempt until {}", rfc3339(*until)),
+            }
         ),
     };
-    say!("{result}: {reason}{detail}");
     let location = verdict.location.to_string();
-    say!("client {ip}: {}", location.replacen('\n', " (", 1) + ")");
+    let (place, rule) = location.split_once('\n').unwrap_or((&location, ""));
+    if as_json {
+        let label = match &verdict.decision {
+            Decision::Accepted { label, .. } => Some(label.as_str()),
+            _ => None,
+        };
+        say!(
+            "{}",
+            json!({
+                "result": result,
+                "reason": reason,
+                "detail": (!detail.is_empty()).then_some(&detail),
+                "label": label,
+                "location": place,
+                "rule": rule,
+            })
+        );
+    } else {
+        if detail.is_empty() {
+            say!("{result}: {reason}");
+        } else {
+            say!("{result}: {reason} ({detail})");
+        }
+        say!("client {ip}: {place} ({rule})");
+    }
     Ok(if matches!(verdict.decision, Decision::Accepted { .. }) {
         ExitCode::SUCCESS
     } else {
