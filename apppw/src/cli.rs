@@ -140,17 +140,7 @@ pub enum Command {
     /// Check the installation for the usual mistakes (config, database access for Dovecot,
     /// PAM stacks, Dovecot settings); each finding with its fix. Exit 0 when clean, 1 with
     /// findings.
-    Doctor {
-        /// PAM configuration directory to check (tests).
-        #[arg(long, hide = true, value_name = "DIR", default_value = "/etc/pam.d")]
-        pam_dir: PathBuf,
-        /// The doveconf program (tests).
-        #[arg(long, hide = true, value_name = "PROGRAM", default_value = "doveconf")]
-        doveconf: PathBuf,
-        /// Dovecot config file for doveconf -c (tests).
-        #[arg(long, hide = true, value_name = "FILE")]
-        dovecot_config: Option<PathBuf>,
-    },
+    Doctor,
     /// Counts of app passwords, exemptions and off-campus normal-password attempts; with
     /// --prometheus in the node_exporter textfile format.
     Stats {

@@ -28,15 +28,32 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// What the checks look at; overridable (hidden options) so that tests can point them at
-/// deliberately broken setups.
+/// What the checks look at. Tests point them at deliberately broken setups through the
+/// environment (`APPPW_DOCTOR_PAM_DIR`, `APPPW_DOCTOR_DOVECONF`, `APPPW_DOCTOR_DOVECOT_CONFIG`),
+/// which keeps them out of `--help`, the man page and the shell completions. Only this
+/// read-only command reads them; nothing that decides a login does.
 pub(crate) struct Paths {
-    /// The PAM configuration directory.
+    /// The PAM configuration directory (`/etc/pam.d`).
     pub pam_dir: PathBuf,
     /// The `doveconf` program.
     pub doveconf: PathBuf,
     /// A Dovecot config file for `doveconf -c`.
     pub dovecot_config: Option<PathBuf>,
+}
+
+impl Paths {
+    pub(crate) fn from_env() -> Paths {
+        let var = |name| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        Paths {
+            pam_dir: var("APPPW_DOCTOR_PAM_DIR").unwrap_or_else(|| PathBuf::from("/etc/pam.d")),
+            doveconf: var("APPPW_DOCTOR_DOVECONF").unwrap_or_else(|| PathBuf::from("doveconf")),
+            dovecot_config: var("APPPW_DOCTOR_DOVECOT_CONFIG"),
+        }
+    }
 }
 
 /// One mistake and what to do about it.

@@ -147,19 +147,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Exempt { .. } => rollout::exemptions(&config()?, json),
         Command::Unexempt { user } => rollout::unexempt(&config()?, &user, json),
         Command::Report { since } => rollout::report(&config()?, &since, json),
-        Command::Doctor {
-            pam_dir,
-            doveconf,
-            dovecot_config,
-        } => doctor::run(
-            cli.config.as_deref(),
-            &doctor::Paths {
-                pam_dir,
-                doveconf,
-                dovecot_config,
-            },
-            json,
-        ),
+        Command::Doctor => doctor::run(cli.config.as_deref(), &doctor::Paths::from_env(), json),
         Command::Stats { prometheus } => ops::stats(&config()?, prometheus, json),
         Command::Completions { shell } => {
             use clap::CommandFactory;
