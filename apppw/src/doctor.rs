@@ -120,7 +120,7 @@ pub(crate) fn run(explicit: Option<&Path>, paths: &Paths, as_json: bool) -> Resu
         database(&mut d, config, dovecot.as_ref());
         rollout_notes(&mut d, config);
     }
-    pam::check_dir(&mut d, &paths.pam_dir);
+    pam::check_dir(&mut d, &paths.pam_dir, &config_path);
     print(&d, as_json)?;
     Ok(if d.findings.is_empty() {
         ExitCode::SUCCESS
@@ -179,7 +179,7 @@ fn database(d: &mut Doctor, config: &Config, dovecot: Option<&dovecot::Dovecot>)
             use as_user::Probe;
             let who = identity.describe();
             match as_user::probe(&identity, &config.path) {
-                Probe::Usable { can_record: true } => {}
+                Probe::Usable { can_record: true } | Probe::NotForThisUser => {}
                 Probe::Usable { can_record: false } => d.find(
                     "database-read-only",
                     &place,

@@ -9,7 +9,7 @@
 #![allow(unsafe_code)]
 
 use apppw::config::Config;
-use apppw::store::{CredentialSource, Store};
+use apppw::store::{CredentialSource, Store, StoreError};
 use std::ffi::CString;
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -62,6 +62,8 @@ pub(crate) enum Probe {
     Store(String),
     /// The test itself failed (fork, setuid, timeout).
     Failed(String),
+    /// The database is missing or of another schema version, for every user alike.
+    NotForThisUser,
 }
 
 /// Is this process root (needed to become another user)?
@@ -207,6 +209,8 @@ fn child(who: &Identity, config_path: &Path) -> String {
     match opened {
         Ok(true) => "OK rw".into(),
         Ok(false) => "OK ro".into(),
+        // The same for every user: reported by the check as root.
+        Err(StoreError::Missing(_) | StoreError::Schema { .. }) => "N -".into(),
         Err(e) => format!("S {e}"),
     }
 }
@@ -218,6 +222,7 @@ fn parse_answer(answer: &str) -> Probe {
         Some(("C", e)) => Probe::Config(e.to_owned()),
         Some(("S", e)) => Probe::Store(e.to_owned()),
         Some(("F", e)) => Probe::Failed(e.to_owned()),
+        Some(("N", _)) => Probe::NotForThisUser,
         _ => Probe::Failed("the test process gave no answer".into()),
     }
 }

@@ -127,7 +127,8 @@ fn actions(control: &str) -> Option<BTreeMap<String, String>> {
 }
 
 /// Checks every file in `dir` that has an `auth` line with `pam_apppw.so`.
-pub(super) fn check_dir(d: &mut Doctor, dir: &Path) {
+/// `checked`: the config file the doctor loaded itself (its problems are reported once).
+pub(super) fn check_dir(d: &mut Doctor, dir: &Path, checked: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         d.note(format!(
             "{} cannot be read: PAM stacks not checked",
@@ -145,7 +146,7 @@ pub(super) fn check_dir(d: &mut Doctor, dir: &Path) {
         for line in parse(&text) {
             if line.kind == "auth" && is_apppw(&line.module) {
                 stacks += 1;
-                check_line(d, &file, &line);
+                check_line(d, &file, &line, checked);
             }
         }
     }
@@ -160,7 +161,7 @@ pub(super) fn check_dir(d: &mut Doctor, dir: &Path) {
 const DOCUMENTED: &str = "auth [success=done ignore=ignore default=die] pam_apppw.so \
                           config=/etc/apppw/apppw.toml";
 
-fn check_line(d: &mut Doctor, file: &Path, line: &Line) {
+fn check_line(d: &mut Doctor, file: &Path, line: &Line, checked: &Path) {
     let place = format!("{} line {}", file.display(), line.number);
     let fix = format!("write the line as documented: {DOCUMENTED}");
     match actions(&line.control) {
@@ -245,6 +246,7 @@ fn check_line(d: &mut Doctor, file: &Path, line: &Line) {
              the file you checked",
             "name the file: config=/etc/apppw/apppw.toml",
         ),
+        Some(path) if same_file(Path::new(path), checked) => {}
         Some(path) => {
             if let Err(e) = Config::load_file(Path::new(path)) {
                 d.find(
@@ -255,6 +257,13 @@ fn check_line(d: &mut Doctor, file: &Path, line: &Line) {
                 );
             }
         }
+    }
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
     }
 }
 
