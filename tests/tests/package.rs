@@ -223,6 +223,14 @@ fn inspect_contents(deb: &Path, tmp: &Path) {
         ("/usr/share/man/man5/apppw.toml.5.gz", "-rw-r--r--"),
         ("/usr/share/man/man8/apppw-checkpassword.8.gz", "-rw-r--r--"),
         ("/usr/share/man/man8/pam_apppw.8.gz", "-rw-r--r--"),
+        ("/usr/share/man/man1/apppw-exempt.1.gz", "-rw-r--r--"),
+        ("/usr/share/man/man1/apppw-doctor.1.gz", "-rw-r--r--"),
+        ("/usr/share/bash-completion/completions/apppw", "-rw-r--r--"),
+        ("/usr/share/zsh/vendor-completions/_apppw", "-rw-r--r--"),
+        (
+            "/usr/share/fish/vendor_completions.d/apppw.fish",
+            "-rw-r--r--",
+        ),
         (CHECKPASSWORD_EXAMPLE, "-rw-r--r--"),
         (
             "/usr/share/doc/apppw/examples/dovecot-2.4/auth-apppw-pam.conf.ext",
@@ -401,6 +409,11 @@ fn check_installed() {
     // The installed CLI runs with the installed config.
     let out = ok(Command::new("/usr/bin/apppw").args(["explain", OFF_IP]));
     assert!(out.starts_with("off-campus"), "{out}");
+    // bash finds the completion where bash-completion looks for it.
+    let out = ok(Command::new("bash")
+        .arg("-c")
+        .arg("source /usr/share/bash-completion/completions/apppw && complete -p apppw"));
+    assert!(out.contains("apppw"), "{out}");
 }
 
 /// A throwaway Dovecot (own base_dir, no listener) whose passdb is the shipped example,
