@@ -21,7 +21,7 @@ mod pam;
 
 use crate::{Result, rollout::MAX_EXEMPTION_DAYS};
 use apppw::config::{Config, Mode};
-use apppw::store::{Store, StoreError};
+use apppw::store::{Database, Store, StoreError};
 use serde_json::json;
 use std::io::Write;
 use std::net::IpAddr;
@@ -174,8 +174,10 @@ fn network(d: &mut Doctor, config: &Config, dovecot: Option<&dovecot::Dovecot>) 
 fn database(d: &mut Doctor, config: &Config, dovecot: Option<&dovecot::Dovecot>) {
     let place = format!("database {}", config.database);
     // As the Dovecot user first: a forked child must not inherit open connections.
+    let mut probed = false;
     match dovecot.and_then(|v| v.checkpassword_identity(d)) {
         Some(identity) if as_user::is_root() => {
+            probed = true;
             use as_user::Probe;
             let who = identity.describe();
             match as_user::probe(&identity, &config.path) {
@@ -215,8 +217,21 @@ fn database(d: &mut Doctor, config: &Config, dovecot: Option<&dovecot::Dovecot>)
         )),
         None => {}
     }
-    match Store::open_read_only(&config.database) {
-        Ok(_) => {}
+    // A PostgreSQL role is the same for every OS user: its grants are checked from here.
+    let opened = if matches!(config.database, Database::Postgres(_)) && !probed {
+        Store::open_for_login(&config.database).and_then(|mut s| s.can_record())
+    } else {
+        Store::open_read_only(&config.database).map(|_| true)
+    };
+    match opened {
+        Ok(true) => {}
+        Ok(false) => d.find(
+            "database-read-only",
+            &place,
+            "the database role may read but not write what a login records (last use, failure \
+             counters, the report of off-campus attempts), or the server is a read-only standby",
+            "grant what README \"Database and roles\" lists, or point the URL at the primary",
+        ),
         Err(StoreError::Missing(_)) => d.find(
             "database-missing",
             &place,

@@ -455,3 +455,48 @@ fn dovecot_2_4_passdb_pam_and_its_cache() {
         .collect();
     assert_eq!(ids, ["dovecot-passdb-bypass", "dovecot-no-passdb"], "{v:#}");
 }
+
+#[test]
+fn postgresql_role_without_the_documented_write_grants() {
+    use apppw_integration_tests::postgres::{self as pg, Cluster, psql};
+    if !pg::available("postgresql_role_without_the_documented_write_grants") {
+        return;
+    }
+    let cluster = Cluster::start();
+    let name = cluster.create_database();
+    let admin = cluster.url(&name);
+    let env = TestEnv::with_postgres(&admin, "", "");
+    env.create("alice", "phone", &[]);
+    // The mail servers' role with README's read grants only.
+    psql(&admin, "CREATE ROLE mailrole LOGIN");
+    psql(
+        &admin,
+        "GRANT SELECT ON apppw_schema, app_passwords, exemptions TO mailrole",
+    );
+    let site = Site {
+        dovecot_conf: env.dir.path().join("dovecot.conf"),
+        pam_dir: tempfile::tempdir().unwrap(),
+        doveconf: Some(PathBuf::from("/nonexistent/doveconf")),
+        env,
+    };
+    let mail_url = admin.replace("postgres@", "mailrole@");
+    site.config(&format!(
+        "database = \"{mail_url}\"\n[network]\ncampus = [\"192.0.2.0/24\"]\n"
+    ));
+    let f = site.finds_only("database-read-only");
+    assert!(
+        f["fix"].as_str().unwrap().contains("Database and roles"),
+        "{f}"
+    );
+    // README's write grants, exactly as written there.
+    psql(
+        &admin,
+        "GRANT UPDATE (last_used_at, last_used_ip, last_used_service) ON app_passwords TO mailrole",
+    );
+    psql(
+        &admin,
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON failures, offcampus_attempts, offcampus_days \
+         TO mailrole",
+    );
+    site.is_clean();
+}
