@@ -568,6 +568,10 @@ fn fail2ban_filter_matches_refusals_only() {
         "apppw-checkpassword: service=imap user=carol rhost=203.0.113.11 result=tempfail reason=store-unavailable",
         "apppw-checkpassword: service=imap user=dave rhost=- result=refused reason=no-match",
         "apppw-checkpassword: cannot read config file /etc/apppw/apppw.toml: Permission denied",
+        // Report mode and exemptions let these through on purpose: banning them would break
+        // exactly the users the rollout is waiting for.
+        "pam_apppw(imap:auth): service=imap user=erin rhost=203.0.113.12 result=would-refuse reason=primary-off-campus-refused detail=report-mode",
+        "apppw: action=exempt by=helpdesk1 user=erin until=2026-12-15T00:00:00Z reason=-",
     ];
     let text: String = lines
         .iter()
@@ -580,7 +584,7 @@ fn fail2ban_filter_matches_refusals_only() {
         .arg(&log)
         .arg(filter_dir.join("apppw.conf")));
     assert!(
-        out.contains("9 lines, 0 ignored, 4 matched, 5 missed"),
+        out.contains("11 lines, 0 ignored, 4 matched, 7 missed"),
         "{out}"
     );
     for banned in ["203.0.113.1", "203.0.113.2", "2001:db8::3", "203.0.113.4"] {
