@@ -521,6 +521,10 @@ mod tests {
         }
 
         fn check(&mut self, user: &str, pw: &str, ip: Option<&str>, service: &str) -> Decision {
+            self.verdict(user, pw, ip, service).decision
+        }
+
+        fn verdict(&mut self, user: &str, pw: &str, ip: Option<&str>, service: &str) -> Verdict {
             let req = Request {
                 user,
                 password: pw.as_bytes(),
@@ -535,7 +539,6 @@ mod tests {
                 &req,
                 Record::LastUse,
             )
-            .decision
         }
     }
 
@@ -816,14 +819,7 @@ mod tests {
             w.check("alice", &pw, OFF, "imap"),
             Decision::Unavailable(_)
         ));
-        let req = Request {
-            user: "alice",
-            password: b"Winter2026!",
-            client: OFF,
-            service: Some("imap"),
-            now: 1_000,
-        };
-        let v = verify(&w.config, &mut w.store, &mut w.kdf, &req, Record::LastUse);
+        let v = w.verdict("alice", "Winter2026!", OFF, "imap");
         assert!(matches!(v.decision, Decision::PassedOn { .. }));
         assert!(v.warning.unwrap().contains("not counted"));
     }
@@ -866,14 +862,7 @@ mod tests {
 
         // An exemption that cannot be read is not granted (and not counted twice over).
         w.store.broken = true;
-        let req = Request {
-            user: "alice",
-            password: b"Winter2026!",
-            client: OFF,
-            service: Some("imap"),
-            now: 1_000,
-        };
-        let v = verify(&w.config, &mut w.store, &mut w.kdf, &req, Record::LastUse);
+        let v = w.verdict("alice", "Winter2026!", OFF, "imap");
         assert_eq!(v.decision, Decision::Refused(Reason::NotAppPassword));
         assert!(v.warning.unwrap().contains("exemption not checked"));
         assert_eq!(w.store.offcampus.len(), 3);

@@ -117,9 +117,8 @@ impl Site {
     #[track_caller]
     fn finds_only(&self, id: &str) -> Value {
         let (code, v) = self.doctor();
+        assert_eq!(ids(&v), [id], "{v:#}");
         let findings = v["findings"].as_array().unwrap();
-        let ids: Vec<&str> = findings.iter().map(|f| f["id"].as_str().unwrap()).collect();
-        assert_eq!(ids, [id], "{v:#}");
         assert_eq!(code, 1);
         assert_eq!(v["ok"], false);
         let f = findings[0].clone();
@@ -134,6 +133,16 @@ impl Site {
         assert_eq!((code, &v["ok"]), (0, &Value::Bool(true)));
         v
     }
+}
+
+/// The ids of the findings, in order.
+fn ids(v: &Value) -> Vec<&str> {
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect()
 }
 
 fn dovecot_installed(test: &str) -> bool {
@@ -241,13 +250,7 @@ fn pam_stacks_with_the_wrong_flags_or_arguments() {
     ] {
         site.pam("imap", &format!("auth {control} pam_apppw.so {config}\n"));
         let (_, v) = site.doctor();
-        let ids: Vec<&str> = v["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| f["id"].as_str().unwrap())
-            .collect();
-        assert_eq!(ids, [first, "pam-success-done"], "{v:#}");
+        assert_eq!(ids(&v), [first, "pam-success-done"], "{v:#}");
     }
     site.pam("imap", &format!("{DOCUMENTED} {config}\n"));
     site.is_clean();
@@ -447,13 +450,11 @@ fn dovecot_2_4_passdb_pam_and_its_cache() {
     // Without the cache, the default (service "dovecot") has no apppw stack here.
     site.doveconf_prints(&format!("{header}passdb pam {{\n}}\n"));
     let (_, v) = site.doctor();
-    let ids: Vec<&str> = v["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(ids, ["dovecot-passdb-bypass", "dovecot-no-passdb"], "{v:#}");
+    assert_eq!(
+        ids(&v),
+        ["dovecot-passdb-bypass", "dovecot-no-passdb"],
+        "{v:#}"
+    );
 }
 
 #[test]

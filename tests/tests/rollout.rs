@@ -7,9 +7,7 @@
 
 use apppw_integration_tests::dovecot::{self, Dovecot, PamService, Userdb};
 use apppw_integration_tests::pam::{ServiceDir, apppw_line, pam_wrapper_available, primary_line};
-use apppw_integration_tests::{
-    CAMPUS_IP, EXCEPT_IP, OFF_IP, TestEnv, bin, checkpassword_command, run_with_stdin,
-};
+use apppw_integration_tests::{CAMPUS_IP, EXCEPT_IP, OFF_IP, TestEnv, bin};
 use serde_json::Value;
 use std::process::{Command, Output};
 
@@ -46,17 +44,8 @@ fn set_mode(env: &TestEnv, mode: &str) {
     .unwrap();
 }
 
-/// `apppw-checkpassword` as Dovecot runs it, with `/bin/true` as reply program; exit status.
 fn checkpassword(env: &TestEnv, user: &str, pass: &str, ip: &str) -> Option<i32> {
-    let mut cmd = checkpassword_command();
-    cmd.arg("--config")
-        .arg(&env.config)
-        .arg("/bin/true")
-        .env("SERVICE", "imap")
-        .env("TCPREMOTEIP", ip);
-    run_with_stdin(&mut cmd, format!("{user}\0{pass}\0\0").as_bytes())
-        .status
-        .code()
+    env.checkpassword(user, pass, ip)
 }
 
 /// `apppw --config CONFIG ARGS...` with `SUDO_USER` set as sudo sets it.
