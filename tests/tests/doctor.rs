@@ -325,6 +325,36 @@ fn database_missing_and_access_as_the_dovecot_user() {
     // The config itself unreadable for dovecot.
     std::fs::set_permissions(&site.env.config, std::fs::Permissions::from_mode(0o600)).unwrap();
     site.finds_only("config-access");
+
+    // extra_groups naming a group that does not exist (Dovecot would not start its auth).
+    let site = Site::new();
+    site.dovecot("service auth {\n  extra_groups = apppwnosuchgroup\n}\n");
+    let f = site.finds_only("dovecot-group");
+    assert!(
+        f["problem"].as_str().unwrap().contains("apppwnosuchgroup"),
+        "{f}"
+    );
+}
+
+#[test]
+fn database_of_an_older_schema() {
+    let mut site = Site::new();
+    site.doveconf = Some(PathBuf::from("/nonexistent/doveconf"));
+    // As an upgrade leaves it: the tables of version 1 only.
+    for table in ["exemptions", "offcampus_attempts", "offcampus_days"] {
+        site.env.sql(&format!("DROP TABLE {table}"));
+    }
+    site.env.sql("PRAGMA user_version = 1");
+    let f = site.finds_only("database-schema");
+    assert!(f["fix"].as_str().unwrap().contains("exempt"), "{f}");
+    // Any command that changes the database migrates it.
+    let out = site.env.apppw(&["exempt", "alice", "--until", "1d"], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    site.is_clean();
 }
 
 /// A system group that exists for one test.
