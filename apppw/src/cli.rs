@@ -42,7 +42,7 @@ pub enum Command {
         #[arg(long, value_name = "LIST", value_delimiter = ',')]
         services: Option<Vec<String>>,
     },
-    /// List app passwords (never the passwords themselves); with --json a JSON array.
+    /// List app passwords (never the passwords themselves).
     List {
         /// Only this user's.
         user: Option<String>,
@@ -101,9 +101,11 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Exempt a user from the off-campus rule until a time: their normal password is passed
-    /// on to the normal-password check off campus too (logged as would-refuse). Or, with
-    /// --list, show every exemption.
+    /// Exempt a user from the off-campus rule for a while, or list the exemptions.
+    ///
+    /// Until the time given, the user's normal password is passed on to the normal-password
+    /// check off campus too, as in report mode (logged as result=would-refuse). App passwords
+    /// work as always. At most 90 days ahead; an ended exemption is ignored.
     Exempt {
         /// Login name of the user.
         #[arg(required_unless_present = "list", conflicts_with = "list")]
@@ -129,20 +131,28 @@ pub enum Command {
         /// Login name of the user.
         user: String,
     },
-    /// Who uses the normal password from off campus: per user, the attempts refused or
-    /// passed on (report mode, exemption), the last one, and whether they have an app
-    /// password. Most attempts first.
+    /// Who still uses the normal password from off campus (the people to contact).
+    ///
+    /// Per user: the off-campus normal-password attempts, refused or passed on (report mode,
+    /// exemption), the last one's time, address and service, the user's app passwords and
+    /// exemption. Most attempts first.
     Report {
         /// How far back: 7d, 12w, or a date (2026-09-01); counted in whole UTC days.
         #[arg(long, value_name = "AGE", default_value = "7d")]
         since: String,
     },
-    /// Check the installation for the usual mistakes (config, database access for Dovecot,
-    /// PAM stacks, Dovecot settings); each finding with its fix. Exit 0 when clean, 1 with
-    /// findings.
+    /// Check the installation for the usual mistakes; each finding with its fix.
+    ///
+    /// The config (loaded as the front-ends load it) and its campus networks; the database,
+    /// opened as Dovecot's auth user with the groups Dovecot gives it (run as root); the
+    /// /etc/pam.d stacks with pam_apppw.so; doveconf -n (passdbs, auth cache key, trusted
+    /// networks). Exit 0 when clean, 1 with findings.
     Doctor,
-    /// Counts of app passwords, exemptions and off-campus normal-password attempts; with
-    /// --prometheus in the node_exporter textfile format.
+    /// Counts of app passwords, exemptions and off-campus normal-password attempts.
+    ///
+    /// With --prometheus in the node_exporter textfile format: app passwords by state,
+    /// exemptions by state, and the off-campus normal-password attempts of today and
+    /// yesterday (UTC) by result (refused, would-refuse), from the report table.
     Stats {
         /// Print Prometheus metrics (node_exporter textfile collector).
         #[arg(long)]

@@ -248,5 +248,6 @@ mod tests {
         assert!(page("apppw-exempt.1").contains("at most 90 days"));
         assert!(page("apppw-report.1").contains("\\-\\-since"));
         assert!(page("apppw-doctor.1").contains("each finding with its fix"));
+        assert!(page("apppw-stats.1").contains("node_exporter"));
     }
 }
