@@ -431,6 +431,30 @@ fn dovecot_passdbs_cache_and_trusted_networks_on_2_3() {
     .unwrap();
     site.is_clean();
 
+    // Postfix SMTP AUTH through Dovecot uses the PAM service "smtp". Without its file,
+    // Linux-PAM uses `other`: a deny-all `other` is harmless, Debian's (common-auth) is not.
+    let conf = std::fs::read_to_string(&site.dovecot_conf).unwrap();
+    std::fs::write(
+        &site.dovecot_conf,
+        format!(
+            "{conf}service auth {{\n  unix_listener /var/spool/postfix/private/auth {{\n    \
+             mode = 0660\n  }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    site.is_clean();
+    site.pam("other", "@include common-auth\n");
+    site.pam(
+        "common-auth",
+        "auth [success=1 default=ignore] pam_unix.so nullok\n",
+    );
+    let f = site.finds_only("dovecot-passdb-bypass");
+    assert!(
+        f["problem"].as_str().unwrap().contains("PAM service smtp "),
+        "{f}"
+    );
+    site.pam("other", "auth required pam_deny.so\n");
+
     // No passdb reaches apppw.
     site.pam("imap", "auth required pam_unix.so\n");
     std::fs::write(
@@ -477,8 +501,13 @@ fn dovecot_2_4_passdb_pam_and_its_cache() {
          use_cache = no\n}}\n"
     ));
     site.is_clean();
-    // Without the cache, the default (service "dovecot") has no apppw stack here.
+    // The default service name "dovecot": no file, a deny-all `other`: nothing reaches
+    // apppw, nothing gets around it either.
     site.doveconf_prints(&format!("{header}passdb pam {{\n}}\n"));
+    site.finds_only("dovecot-no-passdb");
+    // Debian's /etc/pam.d/dovecot (common-auth) gets around it.
+    site.pam("dovecot", "@include common-auth\n");
+    site.pam("common-auth", "auth required pam_unix.so\n");
     let (_, v) = site.doctor();
     assert_eq!(
         ids(&v),

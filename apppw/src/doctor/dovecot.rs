@@ -15,7 +15,7 @@
 
 use super::Doctor;
 use super::as_user::{self, Identity};
-use super::pam::service_uses_apppw;
+use super::pam::{Stack, service_stack};
 use apppw::config::Config;
 use ipnet::IpNet;
 use std::path::{Path, PathBuf};
@@ -365,17 +365,26 @@ impl Dovecot {
                 }
                 "pam" => {
                     let services = self.pam_services(&p);
-                    let (with, without): (Vec<&String>, Vec<&String>) = services
+                    let stacks: Vec<Stack> = services
                         .iter()
-                        .partition(|s| service_uses_apppw(&self.pam_dir, s));
-                    if !with.is_empty() {
+                        .map(|s| service_stack(&self.pam_dir, s))
+                        .collect();
+                    if stacks.contains(&Stack::Apppw) {
                         reaching += 1;
                         self.check_cache(d, &p, cache_on);
                     }
+                    // A service that only denies (e.g. a missing file and a deny-all `other`)
+                    // lets nobody in: broken for its protocol, but no way around apppw.
+                    let without: Vec<&str> = services
+                        .iter()
+                        .zip(&stacks)
+                        .filter(|(_, stack)| **stack == Stack::Other)
+                        .map(|(s, _)| s.as_str())
+                        .collect();
                     if without.is_empty() || limited {
                         continue;
                     }
-                    let names: Vec<&str> = without.iter().map(|s| s.as_str()).collect();
+                    let names = without;
                     d.find(
                         "dovecot-passdb-bypass",
                         format!("doveconf -n: {}", p.describe()),

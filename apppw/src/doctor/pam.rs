@@ -267,40 +267,65 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// Does PAM service `service` in `dir` run `pam_apppw.so` in its auth stack (following
-/// `@include`, `include` and `substack`)? A missing file means Linux-PAM's `other`.
-pub(super) fn service_uses_apppw(dir: &Path, service: &str) -> bool {
+/// What the auth stack of a PAM service does with a password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stack {
+    /// It runs `pam_apppw.so` (directly or through `@include`, `include`, `substack`).
+    Apppw,
+    /// It only denies (`pam_deny.so`): nobody logs in through it.
+    Denies,
+    /// It checks passwords without apppw.
+    Other,
+}
+
+/// The auth stack of PAM service `service` in `dir`; a missing file means Linux-PAM's
+/// `other` (on Debian: `common-auth`, i.e. `pam_unix`).
+pub(super) fn service_stack(dir: &Path, service: &str) -> Stack {
     let file = dir.join(service);
-    if file.exists() {
-        file_uses_apppw(dir, &file, 0)
+    let file = if file.exists() {
+        file
     } else {
-        file_uses_apppw(dir, &dir.join("other"), 0)
+        dir.join("other")
+    };
+    let modules = auth_modules(dir, &file, 0);
+    if modules.iter().any(|m| is_apppw(m)) {
+        Stack::Apppw
+    } else if modules
+        .iter()
+        .all(|m| Path::new(m).file_name().is_some_and(|f| f == "pam_deny.so"))
+    {
+        Stack::Denies
+    } else {
+        Stack::Other
     }
 }
 
-fn file_uses_apppw(dir: &Path, file: &Path, depth: usize) -> bool {
+/// The modules of a file's auth stack, includes followed.
+fn auth_modules(dir: &Path, file: &Path, depth: usize) -> Vec<String> {
     if depth > MAX_INCLUDE_DEPTH {
-        return false;
+        return Vec::new();
     }
     let Ok(text) = std::fs::read_to_string(file) else {
-        return false;
+        return Vec::new();
     };
-    parse(&text).iter().any(|l| {
-        let included = |name: &str| {
-            let path = if Path::new(name).is_absolute() {
+    let mut modules = Vec::new();
+    for l in parse(&text) {
+        let path = |name: &str| {
+            if Path::new(name).is_absolute() {
                 PathBuf::from(name)
             } else {
                 dir.join(name)
-            };
-            file_uses_apppw(dir, &path, depth + 1)
+            }
         };
         match (l.kind.as_str(), l.control.as_str()) {
-            ("@include", _) => included(&l.module),
-            ("auth", "include" | "substack") => included(&l.module),
-            ("auth", _) => is_apppw(&l.module),
-            _ => false,
+            ("@include", _) | ("auth", "include" | "substack") => {
+                modules.extend(auth_modules(dir, &path(&l.module), depth + 1));
+            }
+            ("auth", _) => modules.push(l.module),
+            _ => {}
         }
-    })
+    }
+    modules
 }
 
 #[cfg(test)]
