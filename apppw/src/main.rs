@@ -151,9 +151,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Stats { prometheus } => ops::stats(&config()?, prometheus, json),
         Command::Completions { shell } => {
             use clap::CommandFactory;
-            let mut out = std::io::stdout().lock();
-            clap_complete::generate(shell, &mut Cli::command(), "apppw", &mut out);
-            out.flush()?;
+            // Into a buffer first: the generator panics on a write error such as a closed pipe.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "apppw", &mut script);
+            std::io::stdout().lock().write_all(&script)?;
             Ok(ExitCode::SUCCESS)
         }
     }
