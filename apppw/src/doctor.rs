@@ -251,7 +251,8 @@ fn database(d: &mut Doctor, config: &Config, dovecot: Option<&dovecot::Dovecot>)
             "database",
             &place,
             e.to_string(),
-            "see the message; `apppw doctor` as the Dovecot user's group tells more",
+            "the message says what failed: the path in `database`, the file's permissions, or the \
+             PostgreSQL server and its URL",
         ),
     }
 }
