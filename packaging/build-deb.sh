@@ -67,9 +67,12 @@ pkg="$stage/apppw"
 doc="$pkg/usr/share/doc/apppw"
 pamdir="$pkg/usr/lib/$multiarch/security"
 
+bash_completions="$pkg/usr/share/bash-completion/completions"
+zsh_completions="$pkg/usr/share/zsh/vendor-completions"
+fish_completions="$pkg/usr/share/fish/vendor_completions.d"
 install -d -m 0755 "$pkg/DEBIAN" "$pkg/usr/bin" "$pkg/usr/lib/apppw" "$pamdir" \
   "$pkg/usr/share/man/man1" "$pkg/usr/share/man/man5" "$pkg/usr/share/man/man8" "$doc/examples" \
-  "$pkg/usr/share/lintian/overrides"
+  "$pkg/usr/share/lintian/overrides" "$bash_completions" "$zsh_completions" "$fish_completions"
 # Group and setgid bits need the apppw group, which only exists once postinst has run.
 install -d -m 0750 "$pkg/etc/apppw"
 install -d -m 0750 "$pkg/var/lib/apppw"
@@ -81,6 +84,12 @@ strip --strip-unneeded --remove-section=.comment --remove-section=.note \
   "$pkg/usr/bin/apppw" "$pkg/usr/lib/apppw/apppw-checkpassword" "$pamdir/pam_apppw.so"
 
 install -m 0640 "$here/examples/apppw.toml" "$pkg/etc/apppw/apppw.toml"
+
+# Shell completions, generated from the same clap definitions as --help and the man pages.
+"$release/apppw" completions bash >"$bash_completions/apppw"
+"$release/apppw" completions zsh >"$zsh_completions/_apppw"
+"$release/apppw" completions fish >"$fish_completions/apppw.fish"
+chmod 0644 "$bash_completions/apppw" "$zsh_completions/_apppw" "$fish_completions/apppw.fish"
 
 man_date="$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%d)"
 "$release/apppw-manpages" "$pkg/usr/share/man/man1" "$man_date" >/dev/null

@@ -28,4 +28,5 @@ echo "PostgreSQL round: $url"
 APPPW_TEST_STORE=postgres APPPW_TEST_PG_URL=$url \
   cargo test --release --locked -p apppw-integration-tests \
   --test cli --test checkpassword --test pam --test pam_host --test dovecot_checkpassword \
+  --test rollout \
   --test dovecot_pam --test dovecot24

@@ -1,7 +1,9 @@
-//! `apppw`: create, list and revoke application passwords; explain and test decisions.
+//! `apppw`: create, list and revoke application passwords; explain and test decisions;
+//! stage the rollout (exemptions, report); check the installation (doctor).
 //!
 //! Exit status: 0 success, 1 failure (one line on stderr saying what to do), 2 usage error.
-#![forbid(unsafe_code)]
+// Unsafe code only in `doctor/as_user.rs` (fork and setuid to test access as Dovecot's user).
+#![deny(unsafe_code)]
 
 use apppw_cli::cli;
 
@@ -10,9 +12,11 @@ use apppw::config::Config;
 use apppw::hash::Argon2Kdf;
 use apppw::issue;
 use apppw::secret;
-use apppw::store::{Credential, Database, LazyStore, PgTarget, SCHEMA_VERSION, Store, StoreError};
+use apppw::store::{
+    Credential, CredentialFilter, Database, LazyStore, PgTarget, SCHEMA_VERSION, Store, StoreError,
+};
 use apppw::timefmt::{parse_expiry, rfc3339};
-use apppw::verify::{Decision, Record, Request, verify};
+use apppw::verify::{Decision, Record, Relaxed, Request, verify};
 use clap::Parser;
 use cli::{Cli, Command};
 use serde_json::json;
@@ -61,6 +65,11 @@ macro_rules! say {
 
 type Result<T> = std::result::Result<T, Failure>;
 
+mod doctor;
+mod ops;
+mod rollout;
+mod table;
+
 impl Failure {
     fn msg(text: impl Into<String>) -> Self {
         Failure(Some(text.into()))
@@ -81,13 +90,13 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     let config = || Config::load(cli.config.as_deref());
+    let json = cli.json;
     match cli.command {
         Command::Create {
             user,
             label,
             expires,
             services,
-            json,
         } => create(
             &config()?,
             &user,
@@ -96,18 +105,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
             services,
             json,
         ),
-        Command::List { user, json } => list(&config()?, user.as_deref(), json),
+        Command::List {
+            user,
+            expired,
+            unused_since,
+        } => {
+            let filter = ops::filter(expired, unused_since.as_deref(), apppw::now())?;
+            list(&config()?, user.as_deref(), filter, json)
+        }
         Command::Revoke {
             user,
             label_or_id,
             all,
-        } => revoke(&config()?, &user, label_or_id.as_deref(), all),
-        Command::Explain { ip } => {
-            say!("{}", config()?.network.locate(Some(&ip)));
-            Ok(ExitCode::SUCCESS)
-        }
+        } => revoke(&config()?, &user, label_or_id.as_deref(), all, json),
+        Command::Explain { ip } => explain(&config()?, &ip, json),
         Command::Verify { user, ip, service } => {
-            verify_stdin(&config()?, &user, &ip, service.as_deref())
+            verify_stdin(&config()?, &user, &ip, service.as_deref(), json)
         }
         Command::Migrate {
             check,
@@ -116,10 +129,40 @@ fn run(cli: Cli) -> Result<ExitCode> {
             password_file,
             force,
         } => match from {
-            Some(from) => migrate(&config, &from, to, password_file, force),
+            Some(from) => migrate(&config, &from, to, password_file, force, json),
             None if check => migrate_check(&config()?),
             None => migrate_schema(&config()?),
         },
+        Command::Prune {
+            user,
+            expired,
+            unused_since,
+            dry_run,
+        } => {
+            let now = apppw::now();
+            let filter = ops::filter(expired, unused_since.as_deref(), now)?
+                .ok_or_else(|| Failure::msg("name --expired or --unused-since AGE"))?;
+            ops::prune(&config()?, user.as_deref(), filter, dry_run, json)
+        }
+        Command::Exempt {
+            user: Some(user),
+            until: Some(until),
+            reason,
+            list: false,
+        } => rollout::exempt(&config()?, &user, &until, reason.as_deref(), json),
+        Command::Exempt { .. } => rollout::exemptions(&config()?, json),
+        Command::Unexempt { user } => rollout::unexempt(&config()?, &user, json),
+        Command::Report { since } => rollout::report(&config()?, &since, json),
+        Command::Doctor => doctor::run(cli.config.as_deref(), &doctor::Paths::from_env(), json),
+        Command::Stats { prometheus } => ops::stats(&config()?, prometheus, json),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            // Into a buffer first: the generator panics on a write error such as a closed pipe.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "apppw", &mut script);
+            std::io::stdout().lock().write_all(&script)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -209,6 +252,22 @@ fn warn_about_user_names(config: &Config, store: &Store) {
     }
 }
 
+/// `apppw explain IP`: the location and the rule.
+fn explain(config: &Config, ip: &str, as_json: bool) -> Result<ExitCode> {
+    let location = config.network.locate(Some(ip));
+    if as_json {
+        let text = location.to_string();
+        let (place, rule) = text.split_once('\n').unwrap_or((&text, ""));
+        say!(
+            "{}",
+            json!({ "address": ip, "location": place, "rule": rule })
+        );
+    } else {
+        say!("{location}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `apppw migrate`: copies every row (hashes, tags, last use) from an SQLite file into
 /// PostgreSQL in one transaction.
 fn migrate(
@@ -217,6 +276,7 @@ fn migrate(
     to: Option<String>,
     password_file: Option<std::path::PathBuf>,
     force: bool,
+    as_json: bool,
 ) -> Result<ExitCode> {
     let target = match to {
         Some(url) => {
@@ -271,6 +331,19 @@ fn migrate(
             ("skipped", &done.skipped.to_string()),
         ],
     );
+    if as_json {
+        say!(
+            "{}",
+            json!({
+                "from": from.display().to_string(),
+                "to": target.url,
+                "total": rows.len(),
+                "copied": done.copied,
+                "skipped": done.skipped,
+            })
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     say!(
         "copied {} of {} app passwords from {} to {}",
         done.copied,
@@ -401,7 +474,7 @@ fn print_created(cred: &Credential, password: &secret::AppPassword, as_json: boo
 }
 
 /// Opens the database for writing, telling the admin about insecure permissions.
-fn open_for_admin(config: &Config) -> Result<Store> {
+pub(crate) fn open_for_admin(config: &Config) -> Result<Store> {
     warn_about_config(config);
     let store = Store::open_for_admin(&config.database)?;
     warn_about(&store);
@@ -419,13 +492,13 @@ fn warn_about_config(config: &Config) {
     }
 }
 
-fn warn_about(store: &Store) {
+pub(crate) fn warn_about(store: &Store) {
     if let Some(w) = store.warning() {
         eprintln!("apppw: warning: {w}");
     }
 }
 
-fn credential_json(c: &Credential) -> serde_json::Value {
+pub(crate) fn credential_json(c: &Credential) -> serde_json::Value {
     json!({
         "id": c.id,
         "user": c.user,
@@ -439,17 +512,26 @@ fn credential_json(c: &Credential) -> serde_json::Value {
     })
 }
 
-fn list(config: &Config, user: Option<&str>, as_json: bool) -> Result<ExitCode> {
+fn list(
+    config: &Config,
+    user: Option<&str>,
+    filter: Option<CredentialFilter>,
+    as_json: bool,
+) -> Result<ExitCode> {
     warn_about_config(config);
     let creds = match Store::open_read_only(&config.database) {
         Ok(store) => {
             warn_about(&store);
             warn_about_user_names(config, &store);
-            match user {
-                None => store.list(None)?,
+            match (user, filter) {
+                (None, None) => store.list(None)?,
+                (user, Some(f)) => {
+                    let user = user.map(|u| config.canonical_user(u));
+                    store.matching(f, user.as_deref())?
+                }
                 // The canonical name, and the variants that no longer log in, so that the
                 // admin sees everything that was issued to this person.
-                Some(user) => {
+                (Some(user), None) => {
                     let mut all = Vec::new();
                     for name in store.names_of(config, &config.canonical_user(user))? {
                         all.extend(store.list(Some(&name))?);
@@ -472,13 +554,24 @@ fn list(config: &Config, user: Option<&str>, as_json: bool) -> Result<ExitCode> 
         return Ok(ExitCode::SUCCESS);
     }
     if creds.is_empty() {
+        let which = match filter {
+            Some(CredentialFilter::ExpiredAt(_)) => "expired ",
+            Some(CredentialFilter::UnusedSince(_)) => "unused ",
+            None => "",
+        };
         match user {
-            Some(u) => writeln!(out, "{} has no app passwords", printable(u))?,
-            None => writeln!(out, "no app passwords")?,
+            Some(u) => writeln!(out, "{} has no {which}app passwords", printable(u))?,
+            None => writeln!(out, "no {which}app passwords")?,
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let rows: Vec<[String; 7]> = creds
+    credential_table(&mut out, &creds)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The table of `apppw list` (also printed by `apppw prune`).
+pub(crate) fn credential_table(out: &mut impl Write, creds: &[Credential]) -> Result<()> {
+    let rows: Vec<Vec<String>> = creds
         .iter()
         .map(|c| {
             let last = match (c.last_used_at, &c.last_used_ip, &c.last_used_service) {
@@ -491,7 +584,7 @@ fn list(config: &Config, user: Option<&str>, as_json: bool) -> Result<ExitCode> 
                 ),
                 _ => "never".into(),
             };
-            [
+            vec![
                 c.id.to_string(),
                 printable(&c.user),
                 printable(&c.label),
@@ -513,40 +606,23 @@ fn list(config: &Config, user: Option<&str>, as_json: bool) -> Result<ExitCode> 
         "SERVICES",
         "LAST USED",
     ];
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: &[&str]| {
-        let mut s = String::new();
-        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
-            if i + 1 == cells.len() {
-                s.push_str(cell);
-            } else {
-                s.push_str(cell);
-                s.push_str(&" ".repeat(w - cell.chars().count() + 2));
-            }
-        }
-        s
-    };
-    writeln!(out, "{}", line(&header))?;
-    for row in &rows {
-        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
-        writeln!(out, "{}", line(&cells))?;
-    }
-    Ok(ExitCode::SUCCESS)
+    table::write(out, &header, &rows)
 }
 
 /// Replaces control characters so a stored label cannot mess up the terminal.
-fn printable(s: &str) -> String {
+pub(crate) fn printable(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_control() { '?' } else { c })
         .collect()
 }
 
-fn revoke(config: &Config, user: &str, what: Option<&str>, all: bool) -> Result<ExitCode> {
+fn revoke(
+    config: &Config,
+    user: &str,
+    what: Option<&str>,
+    all: bool,
+    as_json: bool,
+) -> Result<ExitCode> {
     let mut store = open_for_admin(config)?;
     let canonical = config.canonical_user(user);
     // The canonical name first, then variants stored before names were canonical.
@@ -588,6 +664,14 @@ fn revoke(config: &Config, user: &str, what: Option<&str>, all: bool) -> Result<
             ("labels", &labels.join(",")),
         ],
     );
+    if as_json {
+        let arr: Vec<_> = removed.iter().map(credential_json).collect();
+        say!("{}", serde_json::Value::Array(arr));
+        if let Some(c) = removed.first() {
+            flush_auth_cache(config, &c.user, true)?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     if removed.is_empty() {
         say!("{shown} has no app passwords; nothing revoked");
     }
@@ -600,33 +684,60 @@ fn revoke(config: &Config, user: &str, what: Option<&str>, all: bool) -> Result<
         );
     }
     if let Some(c) = removed.first() {
-        flush_auth_cache(config, &c.user)?;
+        flush_auth_cache(config, &c.user, false)?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// Dovecot may answer a login from its auth cache: flush the user (as the store names them),
 /// so that the revocation holds at the next attempt. A failure is a warning; the app password
-/// is deleted either way.
-fn flush_auth_cache(config: &Config, user: &str) -> Result<()> {
-    use apppw::authcache::{Outcome, flush};
-    match flush(&config.dovecot, user) {
-        Outcome::Flushed(n) => match n {
-            Some(1) => say!("flushed {user} from Dovecot's auth cache (1 entry)"),
-            Some(n) => say!("flushed {user} from Dovecot's auth cache ({n} entries)"),
-            None => say!("flushed {user} from Dovecot's auth cache"),
-        },
+/// is deleted either way. With `--json` the note goes to standard error.
+pub(crate) fn flush_auth_cache(config: &Config, user: &str, as_json: bool) -> Result<()> {
+    flush_auth_cache_of(config, &[user], as_json)
+}
+
+/// [`flush_auth_cache`] for several users with one `doveadm` run (`apppw prune`).
+pub(crate) fn flush_auth_cache_of(config: &Config, users: &[&str], as_json: bool) -> Result<()> {
+    use apppw::authcache::{Outcome, flush_users};
+    if users.is_empty() {
+        return Ok(());
+    }
+    let who = users
+        .iter()
+        .map(|u| printable(u))
+        .collect::<Vec<_>>()
+        .join(" ");
+    match flush_users(&config.dovecot, users) {
+        Outcome::Flushed(n) => {
+            let note = match n {
+                Some(1) => format!("flushed {who} from Dovecot's auth cache (1 entry)"),
+                Some(n) => format!("flushed {who} from Dovecot's auth cache ({n} entries)"),
+                None => format!("flushed {who} from Dovecot's auth cache"),
+            };
+            // Standard output is the JSON document's alone.
+            if as_json {
+                eprintln!("apppw: {note}");
+            } else {
+                say!("{note}");
+            }
+        }
         Outcome::Disabled | Outcome::NoDoveadm => {}
         Outcome::Failed(why) => eprintln!(
-            "apppw: warning: could not flush {user} from Dovecot's auth cache ({why}); a login \
-             cached before the revocation may still succeed until auth_cache_ttl: run \
-             `doveadm auth cache flush {user}`"
+            "apppw: warning: could not flush {who} from Dovecot's auth cache ({why}); a login \
+             cached before the deletion may still succeed until auth_cache_ttl: run \
+             `doveadm auth cache flush {who}`"
         ),
     }
     Ok(())
 }
 
-fn verify_stdin(config: &Config, user: &str, ip: &str, service: Option<&str>) -> Result<ExitCode> {
+fn verify_stdin(
+    config: &Config,
+    user: &str,
+    ip: &str,
+    service: Option<&str>,
+    as_json: bool,
+) -> Result<ExitCode> {
     let mut input = Zeroizing::new(Vec::with_capacity(1100));
     std::io::stdin()
         .lock()
@@ -659,17 +770,47 @@ fn verify_stdin(config: &Config, user: &str, ip: &str, service: Option<&str>) ->
     }
     let (result, reason) = verdict.decision.audit_fields();
     let detail = match &verdict.decision {
-        Decision::Accepted { id, label } => format!(" (app password {label:?}, id {id})"),
+        Decision::Accepted { id, label } => format!("app password {label:?}, id {id}"),
         Decision::TryPrimary(why) => format!(
-            " (app password: {}; the normal password would be checked next)",
+            "app password: {}; the normal password would be checked next",
             why.code()
         ),
         Decision::Refused(_) => String::new(),
-        Decision::Unavailable(why) | Decision::ConfigError(why) => format!(" ({why})"),
+        Decision::Unavailable(why) | Decision::ConfigError(why) => why.clone(),
+        Decision::PassedOn { because, .. } => format!(
+            "{}: passed on, the normal password would be checked next",
+            match because {
+                Relaxed::ReportMode => "report mode".to_owned(),
+                Relaxed::Exempt { until } => format!("exempt until {}", rfc3339(*until)),
+            }
+        ),
     };
-    say!("{result}: {reason}{detail}");
     let location = verdict.location.to_string();
-    say!("client {ip}: {}", location.replacen('\n', " (", 1) + ")");
+    let (place, rule) = location.split_once('\n').unwrap_or((&location, ""));
+    if as_json {
+        let label = match &verdict.decision {
+            Decision::Accepted { label, .. } => Some(label.as_str()),
+            _ => None,
+        };
+        say!(
+            "{}",
+            json!({
+                "result": result,
+                "reason": reason,
+                "detail": (!detail.is_empty()).then_some(&detail),
+                "label": label,
+                "location": place,
+                "rule": rule,
+            })
+        );
+    } else {
+        if detail.is_empty() {
+            say!("{result}: {reason}");
+        } else {
+            say!("{result}: {reason} ({detail})");
+        }
+        say!("client {ip}: {place} ({rule})");
+    }
     Ok(if matches!(verdict.decision, Decision::Accepted { .. }) {
         ExitCode::SUCCESS
     } else {

@@ -6,7 +6,7 @@ use crate::sys::PamOutcome;
 use apppw::audit::{self, Event};
 use apppw::hash::Argon2Kdf;
 use apppw::store::{LazyStore, Store};
-use apppw::verify::{self, Decision, Reason, Record, Request};
+use apppw::verify::{self, Decision, Reason, Record, Relaxed, Request};
 use apppw::{Config, input};
 
 /// Prefix of this program's syslog lines.
@@ -152,6 +152,54 @@ pub fn authenticate(
             Outcome::Exit(Exit::TempFail, Some(why))
         }
         Decision::TryPrimary(why) => try_primary(config, &req, why, &audit, primary),
+        Decision::PassedOn { because, .. } => {
+            pass_on(config, &req, reason, because, &audit, primary)
+        }
+    }
+}
+
+/// Off campus under report mode or an exemption: the normal password goes to
+/// `[primary] pam_service` as on campus; the one log line says `result=would-refuse`, the
+/// reason enforcement gives, and what PAM said.
+fn pass_on(
+    config: &Config,
+    req: &Request<'_>,
+    reason: &str,
+    because: Relaxed,
+    audit: &Audit<'_>,
+    primary: &mut dyn Primary,
+) -> Outcome {
+    let relaxed = because.detail();
+    let log = |what: &str| {
+        audit.log(
+            "would-refuse",
+            reason,
+            None,
+            Some(&format!("{relaxed}; {what}")),
+        );
+    };
+    let Some(service) = &config.primary_pam_service else {
+        log("no [primary] pam_service configured, so refused");
+        return Outcome::Exit(Exit::Refused, None);
+    };
+    if req.password.is_empty() {
+        log("empty password, refused");
+        return Outcome::Exit(Exit::Refused, None);
+    }
+    match primary.check(service, req.user, req.password, req.client) {
+        PamOutcome::Accepted => {
+            log(&format!("PAM {service}: accepted"));
+            reply(req.user, false)
+        }
+        PamOutcome::Refused(msg) => {
+            log(&format!("PAM {service}: {msg}"));
+            Outcome::Exit(Exit::Refused, None)
+        }
+        PamOutcome::Unavailable(msg) => {
+            let detail = format!("PAM service {service}: {msg}");
+            log(&detail);
+            Outcome::Exit(Exit::TempFail, Some(detail))
+        }
     }
 }
 
@@ -518,6 +566,59 @@ mod tests {
             pam.calls.is_empty(),
             "the normal password is not tried either"
         );
+    }
+
+    #[test]
+    fn report_mode_and_exemptions_reach_the_primary_service_off_campus() {
+        let mut w = World::new(true);
+        let pw = w.add("alice", "phone");
+        w.config.enforcement.mode = apppw::config::Mode::Report;
+        let mut pam = FakePam::new(PamOutcome::Accepted);
+        assert_eq!(
+            w.login("alice", "Winter2026!", OFF, &mut pam),
+            accepted("alice")
+        );
+        assert_eq!(
+            pam.calls,
+            vec![("mail-primary".into(), "alice".into(), Some(OFF.into()))]
+        );
+        let mut wrong = FakePam::new(PamOutcome::Refused("Authentication failure".into()));
+        assert_eq!(
+            code(&w.login("alice", "Winter2026?", EXCEPT, &mut wrong)),
+            Some(Exit::Refused)
+        );
+        // App passwords as always: never through PAM.
+        let mut pam = FakePam::new(PamOutcome::Accepted);
+        assert_eq!(w.login("alice", &pw, OFF, &mut pam), accepted("alice"));
+        assert!(pam.calls.is_empty());
+
+        // Enforce mode: only an exempt user gets through to PAM off campus.
+        w.config.enforcement.mode = apppw::config::Mode::Enforce;
+        let mut admin = Store::open_for_admin(&w.config.database).unwrap();
+        admin
+            .exempt(&apppw::store::Exemption {
+                user: "alice".into(),
+                expires_at: 2_000,
+                reason: None,
+                granted_by: "root".into(),
+                granted_at: 1,
+            })
+            .unwrap();
+        assert_eq!(
+            w.login("alice", "Winter2026!", OFF, &mut pam),
+            accepted("alice")
+        );
+        assert_eq!(
+            code(&w.login("bob", "Winter2026!", OFF, &mut pam)),
+            Some(Exit::Refused)
+        );
+        assert_eq!(pam.calls.len(), 1, "{:?}", pam.calls);
+        let (rows, _) = admin.report(0, 1000).unwrap();
+        let counts: Vec<(&str, i64, i64)> = rows
+            .iter()
+            .map(|r| (r.user.as_str(), r.refused, r.passed_on))
+            .collect();
+        assert_eq!(counts, [("alice", 0, 3), ("bob", 1, 0)]);
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! | app password matched                            | `PAM_SUCCESS`          | done: authenticated      |
 //! | no app password, client on campus               | `PAM_IGNORE`           | `pam_unix` decides       |
 //! | no app password, client off campus              | `PAM_AUTH_ERR`         | refused                  |
+//! | the same under report mode or an exemption      | `PAM_IGNORE`           | `pam_unix` decides (logged `would-refuse`) |
 //! | database unusable, client off campus            | `PAM_AUTHINFO_UNAVAIL` | refused                  |
 //! | bad module argument, config unreadable/invalid, | `PAM_SERVICE_ERR`      | refused, normal password too |
 //! | config or database not trusted (`apppw::trust`) |                        |                          |
@@ -146,9 +147,14 @@ pub fn authenticate(pam: &mut impl Pam, args: &[&CStr]) -> PamResultCode {
     }
 
     let (result, reason) = verdict.decision.audit_fields();
+    let relaxed;
     let (label, detail) = match &verdict.decision {
         Decision::Accepted { label, .. } => (Some(label.as_str()), None),
         Decision::TryPrimary(why) => (None, Some(why.code())),
+        Decision::PassedOn { because, .. } => {
+            relaxed = because.detail();
+            (None, Some(relaxed.as_str()))
+        }
         Decision::Refused(_) | Decision::Unavailable(_) | Decision::ConfigError(_) => (None, None),
     };
     pam.log(
@@ -245,7 +251,7 @@ impl Kept {
 pub fn pam_code(decision: &Decision) -> PamResultCode {
     match decision {
         Decision::Accepted { .. } => PamResultCode::PAM_SUCCESS,
-        Decision::TryPrimary(_) => PamResultCode::PAM_IGNORE,
+        Decision::TryPrimary(_) | Decision::PassedOn { .. } => PamResultCode::PAM_IGNORE,
         Decision::Refused(_) => PamResultCode::PAM_AUTH_ERR,
         Decision::Unavailable(_) => PamResultCode::PAM_AUTHINFO_UNAVAIL,
         Decision::ConfigError(_) => PamResultCode::PAM_SERVICE_ERR,

@@ -197,6 +197,31 @@ fn normal_password_continues_on_campus_only() {
 }
 
 #[test]
+fn report_mode_ignores_off_campus_normal_passwords_and_says_would_refuse() {
+    let w = World::new();
+    let pw = w.add("alice", "phone", None, None);
+    let text = std::fs::read_to_string(&w.config).unwrap();
+    std::fs::write(
+        &w.config,
+        format!("{text}[enforcement]\nmode = \"report\"\n"),
+    )
+    .unwrap();
+    let mut pam = FakePam::new("alice", NORMAL, Some(OFF));
+    assert_eq!(w.run(&mut pam), PamResultCode::PAM_IGNORE);
+    assert_eq!(pam.lines.len(), 1, "{:?}", pam.lines);
+    assert!(
+        pam.lines[0].ends_with(&format!(
+            "rhost={OFF} result=would-refuse reason=primary-off-campus-refused detail=report-mode"
+        )),
+        "{:?}",
+        pam.lines
+    );
+    assert!(pam.warnings.is_empty(), "{:?}", pam.warnings);
+    let mut pam = FakePam::new("alice", &pw, Some(OFF));
+    assert_eq!(w.run(&mut pam), PamResultCode::PAM_SUCCESS);
+}
+
+#[test]
 fn wrong_expired_and_restricted_app_passwords() {
     let w = World::new();
     let good = w.add("alice", "phone", None, None);
@@ -428,6 +453,13 @@ fn only_accepted_is_success() {
     assert_eq!(
         pam_code(&Decision::Unavailable("x".into())),
         PamResultCode::PAM_AUTHINFO_UNAVAIL
+    );
+    assert_eq!(
+        pam_code(&Decision::PassedOn {
+            would_refuse: Reason::NotAppPassword,
+            because: apppw::Relaxed::ReportMode
+        }),
+        PamResultCode::PAM_IGNORE
     );
 }
 

@@ -76,6 +76,16 @@ pub enum Outcome {
 /// [`TIMEOUT`].
 #[must_use]
 pub fn flush(settings: &Settings, user: &str) -> Outcome {
+    flush_users(settings, &[user])
+}
+
+/// Flushes several users with one `doveadm` run (it takes a list), e.g. after `apppw prune`.
+/// Nothing to do for an empty list.
+#[must_use]
+pub fn flush_users(settings: &Settings, users: &[&str]) -> Outcome {
+    if users.is_empty() {
+        return Outcome::Flushed(Some(0));
+    }
     if settings.flush_auth_cache == Some(false) {
         return Outcome::Disabled;
     }
@@ -96,7 +106,7 @@ pub fn flush(settings: &Settings, user: &str) -> Outcome {
         cmd.arg("-a").arg(socket);
     }
     // "--": a user name that starts with "-" is a name, not an option.
-    cmd.arg("--").arg(user);
+    cmd.arg("--").args(users);
     run(&doveadm, &mut cmd)
 }
 

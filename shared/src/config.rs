@@ -57,6 +57,43 @@ pub struct Config {
     pub dovecot: crate::authcache::Settings,
     /// `[users] case_sensitive`: keep user names exactly as given instead of lowercasing them.
     pub case_sensitive_users: bool,
+    /// `[enforcement]`: enforce the off-campus rule, or only report what it would refuse.
+    pub enforcement: Enforcement,
+}
+
+/// `[enforcement]`: how the off-campus rule for normal passwords is applied, and how long the
+/// per-user, per-day counts behind `apppw report` are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Enforcement {
+    /// `mode`.
+    pub mode: Mode,
+    /// `report_retention_days`: rows of the off-campus attempt report older than this many
+    /// days are deleted by the next write.
+    pub report_retention_days: u32,
+    /// `report_max_users_per_day`: at most this many users get their own report row per day;
+    /// attempts of further users are only counted in total (a user-name spray cannot grow
+    /// the table without bound).
+    pub report_max_users_per_day: u32,
+}
+
+/// `[enforcement] mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Off campus only app passwords are accepted (the default).
+    Enforce,
+    /// Every decision is computed and logged as under `Enforce`, but an off-campus attempt
+    /// with a normal password is passed on to the normal-password check (`would-refuse`).
+    Report,
+}
+
+impl Default for Enforcement {
+    fn default() -> Self {
+        Enforcement {
+            mode: Mode::Enforce,
+            report_retention_days: 90,
+            report_max_users_per_day: 100_000,
+        }
+    }
 }
 
 /// `[lockout]`: after `per_client` failed app-password attempts for a user from one address,
@@ -183,12 +220,22 @@ struct RawConfig {
     dovecot: crate::authcache::RawSettings,
     #[serde(default)]
     users: RawUsers,
+    #[serde(default)]
+    enforcement: RawEnforcement,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawUsers {
     case_sensitive: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawEnforcement {
+    mode: Option<Spanned<String>>,
+    report_retention_days: Option<Spanned<u32>>,
+    report_max_users_per_day: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -480,9 +527,12 @@ impl Config {
 
         let dovecot = crate::authcache::Settings::from_raw(raw.dovecot)
             .map_err(|(span, key, m)| at(Some(span), Some(key), m))?;
+        let enforcement = parse_enforcement(&raw.enforcement)
+            .map_err(|(span, key, message)| at(Some(span), Some(key), message))?;
 
         Ok(Config {
             dovecot,
+            enforcement,
             lockout,
             case_sensitive_users: raw.users.case_sensitive.unwrap_or(false),
             path: path.to_path_buf(),
@@ -492,6 +542,47 @@ impl Config {
             argon2,
         })
     }
+}
+
+type SpannedError = (std::ops::Range<usize>, &'static str, String);
+
+fn parse_enforcement(raw: &RawEnforcement) -> Result<Enforcement, SpannedError> {
+    let mut e = Enforcement::default();
+    if let Some(mode) = &raw.mode {
+        e.mode = match mode.get_ref().as_str() {
+            "enforce" => Mode::Enforce,
+            "report" => Mode::Report,
+            other => {
+                return Err((
+                    mode.span(),
+                    "enforcement.mode",
+                    format!("must be \"enforce\" or \"report\", not {other:?}"),
+                ));
+            }
+        };
+    }
+    for (field, key, max, target) in [
+        (
+            &raw.report_retention_days,
+            "enforcement.report_retention_days",
+            3650,
+            &mut e.report_retention_days,
+        ),
+        (
+            &raw.report_max_users_per_day,
+            "enforcement.report_max_users_per_day",
+            10_000_000,
+            &mut e.report_max_users_per_day,
+        ),
+    ] {
+        if let Some(v) = field {
+            if *v.get_ref() == 0 || *v.get_ref() > max {
+                return Err((v.span(), key, format!("must be between 1 and {max}")));
+            }
+            *target = *v.get_ref();
+        }
+    }
+    Ok(e)
 }
 
 fn parse_cidr(s: &str) -> Result<IpNet, String> {
@@ -731,6 +822,23 @@ parallelism = 1
         assert!(e.contains("line 2") && e.contains("dovecot.doveadm"), "{e}");
         let e = err("[dovecot]\nflush_cache = true\n");
         assert!(e.contains("line 2") && e.contains("flush_cache"), "{e}");
+    }
+
+    #[test]
+    fn enforcement_settings() {
+        let c = parse("").unwrap();
+        assert_eq!(c.enforcement, Enforcement::default());
+        assert_eq!(c.enforcement.mode, Mode::Enforce);
+        let c = parse("[enforcement]\nmode = \"report\"\nreport_retention_days = 30\n").unwrap();
+        assert_eq!(c.enforcement.mode, Mode::Report);
+        assert_eq!(c.enforcement.report_retention_days, 30);
+        let e = err("[enforcement]\nmode = \"watch\"\n");
+        assert!(
+            e.contains("line 2") && e.contains("enforcement.mode"),
+            "{e}"
+        );
+        let e = err("[enforcement]\nreport_retention_days = 0\n");
+        assert!(e.contains("enforcement.report_retention_days"), "{e}");
     }
 
     #[test]

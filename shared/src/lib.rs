@@ -36,7 +36,7 @@ pub mod trust;
 pub mod verify;
 
 pub use config::Config;
-pub use verify::{Decision, Reason, Request};
+pub use verify::{Decision, Reason, Relaxed, Request};
 
 /// Current time in seconds since the Unix epoch (UTC).
 #[must_use]

@@ -19,7 +19,7 @@
 //! The backends live in `store/sqlite.rs` and `store/postgres.rs` (cargo feature `postgres`,
 //! on by default).
 
-use crate::config::{Config, Lockout};
+use crate::config::{Config, Enforcement, Lockout};
 use crate::trust::TrustError;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -29,7 +29,7 @@ mod postgres;
 mod sqlite;
 
 /// Schema version (`PRAGMA user_version` in SQLite, table `apppw_schema` in PostgreSQL).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// A device (client /64 or /24) that logged in with an app password this recently keeps
 /// working while the user's per-user cool-down is active ("smart lockout").
@@ -70,6 +70,35 @@ const MIGRATIONS_SQLITE: &[&str] = &[
         last_success INTEGER NOT NULL,
         PRIMARY KEY (user, device)
     ) WITHOUT ROWID;",
+    // 3: staged rollout: exemptions and the off-campus attempts behind `apppw report`.
+    "-- Time-boxed exemptions from the off-campus rule (`apppw exempt`).
+    CREATE TABLE exemptions (
+        user       TEXT    PRIMARY KEY,
+        expires_at INTEGER NOT NULL,
+        reason     TEXT,
+        granted_by TEXT    NOT NULL,
+        granted_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    -- Off-campus normal-password attempts per UTC day (days since 1970-01-01) and user, for
+    -- `apppw report`: refused ones and those passed on under report mode or an exemption.
+    CREATE TABLE offcampus_attempts (
+        day          INTEGER NOT NULL,
+        user         TEXT    NOT NULL,
+        refused      INTEGER NOT NULL,
+        passed_on    INTEGER NOT NULL,
+        last_at      INTEGER NOT NULL,
+        last_ip      TEXT,
+        last_service TEXT,
+        PRIMARY KEY (day, user)
+    ) WITHOUT ROWID;
+    -- Per day: how many users have a row above, and the attempts of users beyond
+    -- `report_max_users_per_day`, counted only in total.
+    CREATE TABLE offcampus_days (
+        day                INTEGER PRIMARY KEY,
+        users              INTEGER NOT NULL,
+        overflow_refused   INTEGER NOT NULL,
+        overflow_passed_on INTEGER NOT NULL
+    );",
 ];
 
 /// The `client` value of the per-user counter in the `failures` table.
@@ -400,6 +429,115 @@ impl NewCredential<'_> {
     }
 }
 
+/// A time-boxed exemption from the off-campus rule (`apppw exempt`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exemption {
+    /// User.
+    pub user: String,
+    /// End of the exemption (Unix seconds); from then on it is ignored.
+    pub expires_at: i64,
+    /// Why it was granted (free text from the admin).
+    pub reason: Option<String>,
+    /// The admin who granted it.
+    pub granted_by: String,
+    /// When it was granted.
+    pub granted_at: i64,
+}
+
+/// One off-campus attempt with a candidate that is not an app password, for `apppw report`.
+#[derive(Debug, Clone, Copy)]
+pub struct OffCampusAttempt<'a> {
+    /// User as given.
+    pub user: &'a str,
+    /// When (Unix seconds); the report row is the UTC day of this.
+    pub at: i64,
+    /// Client address (bounded text).
+    pub ip: Option<&'a str>,
+    /// Service.
+    pub service: Option<&'a str>,
+    /// Passed on to the normal-password check (report mode or an exemption), not refused.
+    pub passed_on: bool,
+}
+
+/// The UTC day (days since 1970-01-01) of a Unix time: the key of the report rows.
+#[must_use]
+pub fn day_of(at: i64) -> i64 {
+    at.div_euclid(86_400)
+}
+
+/// One user's off-campus normal-password attempts since a day (`apppw report`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportRow {
+    /// User.
+    pub user: String,
+    /// Attempts refused.
+    pub refused: i64,
+    /// Attempts passed on to the normal-password check (report mode, exemption).
+    pub passed_on: i64,
+    /// Days with at least one attempt.
+    pub days: i64,
+    /// Time of the last attempt.
+    pub last_at: i64,
+    /// Its client address.
+    pub last_ip: Option<String>,
+    /// Its service.
+    pub last_service: Option<String>,
+    /// App passwords of the user that have not expired.
+    pub app_passwords: i64,
+    /// End of the user's exemption, if there is one (it may have passed).
+    pub exempt_until: Option<i64>,
+}
+
+/// Attempts of users beyond `report_max_users_per_day`, counted only in total.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReportOverflow {
+    /// Refused.
+    pub refused: i64,
+    /// Passed on.
+    pub passed_on: i64,
+}
+
+/// Counts for `apppw stats`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// App passwords that have not expired.
+    pub active: i64,
+    /// App passwords that have expired (still stored until revoked or pruned).
+    pub expired: i64,
+    /// Users with at least one app password.
+    pub users: i64,
+    /// App passwords whose last use is less than 24 hours old.
+    pub used_last_day: i64,
+    /// Exemptions in force.
+    pub exemptions_active: i64,
+    /// Exemptions that have ended but were not removed.
+    pub exemptions_expired: i64,
+    /// Off-campus normal-password attempts of today (UTC): refused, passed on, users.
+    pub today: DayCounts,
+    /// The same for yesterday (UTC), a complete day.
+    pub yesterday: DayCounts,
+}
+
+/// Off-campus normal-password attempts of one UTC day.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DayCounts {
+    /// Refused (enforce mode, no exemption).
+    pub refused: i64,
+    /// Passed on (report mode or an exemption), logged as `would-refuse`.
+    pub passed_on: i64,
+    /// Users with at least one attempt (those beyond the per-day row limit not included).
+    pub users: i64,
+}
+
+/// Which app passwords `apppw list --expired/--unused-since` and `apppw prune` select.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialFilter {
+    /// Expired at or before this time.
+    ExpiredAt(i64),
+    /// Last used before this time, or never used and created before it.
+    UnusedSince(i64),
+}
+
 /// Where a login looks up credentials. Implemented by [`Store`] and by test doubles.
 ///
 /// The failure-counter methods have do-nothing defaults so that a source without them never
@@ -436,6 +574,21 @@ pub trait CredentialSource {
         _client: &str,
         _now: i64,
         _policy: &Lockout,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// The end of `user`'s exemption from the off-campus rule, if one is in force at `now`.
+    /// A source without exemptions exempts nobody.
+    fn exempt_until(&mut self, _user: &str, _now: i64) -> Result<Option<i64>, StoreError> {
+        Ok(None)
+    }
+    /// Counts an off-campus normal-password attempt for `apppw report`. Best effort, like
+    /// [`CredentialSource::record_use`]: never blocks or fails a login.
+    fn record_offcampus(
+        &mut self,
+        _attempt: &OffCampusAttempt<'_>,
+        _policy: &Enforcement,
     ) -> Result<(), StoreError> {
         Ok(())
     }
@@ -680,6 +833,61 @@ impl Store {
         }
     }
 
+    /// Grants or replaces `user`'s exemption; returns the one it replaced.
+    pub fn exempt(&mut self, exemption: &Exemption) -> Result<Option<Exemption>, StoreError> {
+        on_backend!(&mut self.backend, b => b.exempt(exemption))
+    }
+
+    /// Ends `user`'s exemption; returns it (`None` if there was none).
+    pub fn unexempt(&mut self, user: &str) -> Result<Option<Exemption>, StoreError> {
+        on_backend!(&mut self.backend, b => b.unexempt(user))
+    }
+
+    /// Every exemption, expired ones included, ordered by user.
+    pub fn exemptions(&self) -> Result<Vec<Exemption>, StoreError> {
+        on_backend!(&self.backend, b => b.exemptions())
+    }
+
+    /// Off-campus normal-password attempts per user from UTC day `since_day` on, most
+    /// attempts first, and the attempts of users beyond the per-day row limit.
+    pub fn report(
+        &self,
+        since_day: i64,
+        now: i64,
+    ) -> Result<(Vec<ReportRow>, ReportOverflow), StoreError> {
+        on_backend!(&self.backend, b => b.report(since_day, now))
+    }
+
+    /// Counts for `apppw stats`.
+    pub fn stats(&self, now: i64) -> Result<Stats, StoreError> {
+        on_backend!(&self.backend, b => b.stats(now))
+    }
+
+    /// The app passwords (of `user`, or of everyone) that `filter` selects.
+    pub fn matching(
+        &self,
+        filter: CredentialFilter,
+        user: Option<&str>,
+    ) -> Result<Vec<Credential>, StoreError> {
+        on_backend!(&self.backend, b => b.matching(filter, user))
+    }
+
+    /// Deletes the app passwords (of `user`, or of everyone) that `filter` selects, in one
+    /// statement, so that one used meanwhile is not deleted as unused. Returns them.
+    pub fn prune(
+        &mut self,
+        filter: CredentialFilter,
+        user: Option<&str>,
+    ) -> Result<Vec<Credential>, StoreError> {
+        on_backend!(&mut self.backend, b => b.prune(filter, user))
+    }
+
+    /// Can a login through this connection record last use, failure counters and the
+    /// report? `Ok(false)`: the database is read-only to it (logins still work).
+    pub fn can_record(&mut self) -> Result<bool, StoreError> {
+        on_backend!(&mut self.backend, b => b.can_record())
+    }
+
     /// Copies rows exported from another store, in one transaction (PostgreSQL only). Into
     /// an empty store the ids are kept; otherwise rows whose user already has the label are
     /// skipped and the others get new ids.
@@ -731,6 +939,18 @@ impl CredentialSource for Store {
         policy: &Lockout,
     ) -> Result<(), StoreError> {
         on_backend!(&mut self.backend, b => b.record_failure(user, client, now, policy))
+    }
+
+    fn exempt_until(&mut self, user: &str, now: i64) -> Result<Option<i64>, StoreError> {
+        on_backend!(&mut self.backend, b => b.exempt_until(user, now))
+    }
+
+    fn record_offcampus(
+        &mut self,
+        attempt: &OffCampusAttempt<'_>,
+        policy: &Enforcement,
+    ) -> Result<(), StoreError> {
+        on_backend!(&mut self.backend, b => b.record_offcampus(attempt, policy))
     }
 
     fn lookup(&mut self, user: &str, tag: &str) -> Result<Option<Candidate>, StoreError> {
@@ -845,6 +1065,16 @@ impl CredentialSource for LazyStore {
         policy: &Lockout,
     ) -> Result<(), StoreError> {
         self.run(|s| s.record_failure(user, client, now, policy))
+    }
+    fn exempt_until(&mut self, user: &str, now: i64) -> Result<Option<i64>, StoreError> {
+        self.run(|s| s.exempt_until(user, now))
+    }
+    fn record_offcampus(
+        &mut self,
+        attempt: &OffCampusAttempt<'_>,
+        policy: &Enforcement,
+    ) -> Result<(), StoreError> {
+        self.run(|s| s.record_offcampus(attempt, policy))
     }
     fn lookup(&mut self, user: &str, tag: &str) -> Result<Option<Candidate>, StoreError> {
         self.run(|s| s.lookup(user, tag))
@@ -1156,6 +1386,225 @@ mod tests {
             Config::parse(Path::new("/t.toml"), "[users]\ncase_sensitive = true\n").unwrap();
         assert!(s.noncanonical_users(&exact).unwrap().is_empty());
         assert_eq!(s.names_of(&exact, "alice").unwrap(), ["alice"]);
+    }
+
+    fn attempt(user: &str, at: i64, passed_on: bool) -> OffCampusAttempt<'_> {
+        OffCampusAttempt {
+            user,
+            at,
+            ip: Some("203.0.113.9"),
+            service: Some("imap"),
+            passed_on,
+        }
+    }
+
+    #[test]
+    fn offcampus_attempts_are_counted_per_user_and_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let mut admin = Store::open_for_admin(&path).unwrap();
+        admin.create(&new_cred("alice", "phone", "abcd")).unwrap();
+        let mut login = Store::open_for_login(&path).unwrap();
+        let policy = Enforcement::default();
+        let day0 = 20_000 * 86_400;
+        for (user, at, passed) in [
+            ("bob", day0 + 10, false),
+            ("bob", day0 + 20, true),
+            ("alice", day0 + 30, false),
+            ("bob", day0 + 86_400 + 5, false),
+        ] {
+            login
+                .record_offcampus(&attempt(user, at, passed), &policy)
+                .unwrap();
+        }
+        let last = OffCampusAttempt {
+            ip: Some("198.51.100.7"),
+            service: Some("smtp"),
+            ..attempt("bob", day0 + 86_400 + 9, true)
+        };
+        login.record_offcampus(&last, &policy).unwrap();
+
+        let (rows, overflow) = admin.report(20_000, day0 + 86_400 + 10).unwrap();
+        assert_eq!(overflow, ReportOverflow::default());
+        assert_eq!(rows.len(), 2);
+        let bob = &rows[0];
+        assert_eq!(
+            (bob.user.as_str(), bob.refused, bob.passed_on, bob.days),
+            ("bob", 2, 2, 2)
+        );
+        assert_eq!(bob.last_at, day0 + 86_400 + 9);
+        assert_eq!(bob.last_ip.as_deref(), Some("198.51.100.7"));
+        assert_eq!(bob.last_service.as_deref(), Some("smtp"));
+        assert_eq!((bob.app_passwords, bob.exempt_until), (0, None));
+        assert_eq!((rows[1].user.as_str(), rows[1].app_passwords), ("alice", 1));
+        // --since the second day: only that day's rows.
+        let (rows, _) = admin.report(20_001, day0 + 86_400 + 10).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            (rows[0].refused, rows[0].passed_on, rows[0].days),
+            (1, 1, 1)
+        );
+
+        let stats = admin.stats(day0 + 86_400 + 10).unwrap();
+        assert_eq!(
+            stats.today,
+            DayCounts {
+                refused: 1,
+                passed_on: 1,
+                users: 1
+            }
+        );
+        assert_eq!(
+            stats.yesterday,
+            DayCounts {
+                refused: 2,
+                passed_on: 1,
+                users: 2
+            }
+        );
+        assert_eq!((stats.active, stats.users), (1, 1));
+    }
+
+    #[test]
+    fn report_rows_are_bounded_by_retention_and_users_per_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let admin = Store::open_for_admin(&path).unwrap();
+        let mut login = Store::open_for_login(&path).unwrap();
+        let policy = Enforcement {
+            report_retention_days: 3,
+            report_max_users_per_day: 2,
+            ..Enforcement::default()
+        };
+        let day = |d: i64| d * 86_400 + 100;
+        for user in ["a", "b", "c", "d"] {
+            login
+                .record_offcampus(&attempt(user, day(100), false), &policy)
+                .unwrap();
+        }
+        // The first two users of the day have rows; the others are counted in total only,
+        // and a user with a row keeps counting there.
+        login
+            .record_offcampus(&attempt("a", day(100) + 1, true), &policy)
+            .unwrap();
+        login
+            .record_offcampus(&attempt("c", day(100) + 2, true), &policy)
+            .unwrap();
+        let (rows, overflow) = admin.report(0, day(100)).unwrap();
+        let users: Vec<&str> = rows.iter().map(|r| r.user.as_str()).collect();
+        assert_eq!(users, ["a", "b"]);
+        assert_eq!(
+            overflow,
+            ReportOverflow {
+                refused: 2,
+                passed_on: 1
+            }
+        );
+        assert_eq!(admin.stats(day(100)).unwrap().today.refused, 4);
+
+        // Day 102 keeps days 100..=102; the first new row of day 103 deletes day 100.
+        login
+            .record_offcampus(&attempt("a", day(102), false), &policy)
+            .unwrap();
+        assert_eq!(admin.report(0, day(102)).unwrap().0.len(), 2);
+        login
+            .record_offcampus(&attempt("a", day(103), false), &policy)
+            .unwrap();
+        let (rows, overflow) = admin.report(0, day(103)).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!((rows[0].days, rows[0].refused), (2, 2));
+        assert_eq!(overflow, ReportOverflow::default());
+    }
+
+    #[test]
+    fn exemptions_grant_replace_expire_and_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let mut admin = Store::open_for_admin(&path).unwrap();
+        let grant = |user: &str, until: i64| Exemption {
+            user: user.into(),
+            expires_at: until,
+            reason: Some("old printer".into()),
+            granted_by: "helpdesk".into(),
+            granted_at: 100,
+        };
+        assert_eq!(admin.exempt(&grant("alice", 1_000)).unwrap(), None);
+        assert_eq!(
+            admin.exempt(&grant("alice", 2_000)).unwrap(),
+            Some(grant("alice", 1_000))
+        );
+        admin.exempt(&grant("bob", 500)).unwrap();
+        let mut login = Store::open_for_login(&path).unwrap();
+        assert_eq!(login.exempt_until("alice", 600).unwrap(), Some(2_000));
+        assert_eq!(login.exempt_until("bob", 499).unwrap(), Some(500));
+        assert_eq!(login.exempt_until("bob", 500).unwrap(), None);
+        assert_eq!(login.exempt_until("carol", 0).unwrap(), None);
+        assert_eq!(
+            admin.exemptions().unwrap(),
+            vec![grant("alice", 2_000), grant("bob", 500)]
+        );
+        let stats = admin.stats(600).unwrap();
+        assert_eq!((stats.exemptions_active, stats.exemptions_expired), (1, 1));
+        assert_eq!(
+            admin.unexempt("alice").unwrap(),
+            Some(grant("alice", 2_000))
+        );
+        assert_eq!(admin.unexempt("alice").unwrap(), None);
+        assert_eq!(login.exempt_until("alice", 600).unwrap(), None);
+    }
+
+    #[test]
+    fn prune_deletes_exactly_what_matching_lists() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let mut s = Store::open_for_admin(&path).unwrap();
+        let at = |user, label, tag, created_at, expires_at| NewCredential {
+            created_at,
+            expires_at,
+            ..new_cred(user, label, tag)
+        };
+        s.create(&at("alice", "old", "aaaa", 100, Some(500)))
+            .unwrap();
+        s.create(&at("alice", "new", "bbbb", 900, Some(5_000)))
+            .unwrap();
+        s.create(&at("bob", "unused", "cccc", 100, None)).unwrap();
+        let used = s.create(&at("bob", "used", "dddd", 100, None)).unwrap();
+        Store::open_for_login(&path)
+            .unwrap()
+            .record_use(used.id, 800, None, None)
+            .unwrap();
+        let labels = |v: Vec<Credential>| v.into_iter().map(|c| c.label).collect::<Vec<_>>();
+
+        let expired = CredentialFilter::ExpiredAt(1_000);
+        assert_eq!(labels(s.matching(expired, None).unwrap()), ["old"]);
+        let unused = CredentialFilter::UnusedSince(700);
+        assert_eq!(labels(s.matching(unused, None).unwrap()), ["old", "unused"]);
+        assert_eq!(labels(s.matching(unused, Some("bob")).unwrap()), ["unused"]);
+        assert_eq!(labels(s.prune(unused, Some("bob")).unwrap()), ["unused"]);
+        assert_eq!(labels(s.prune(expired, None).unwrap()), ["old"]);
+        assert_eq!(labels(s.list(None).unwrap()), ["new", "used"]);
+        assert!(s.prune(expired, None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn can_record_tells_read_only_from_writable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        Store::open_for_admin(&path).unwrap();
+        assert!(Store::open_for_login(&path).unwrap().can_record().unwrap());
+        if crate::store::tests::running_as_root() {
+            return; // root writes whatever the modes say
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o440)).unwrap();
+        assert!(!Store::open_for_login(&path).unwrap().can_record().unwrap());
+    }
+
+    pub(crate) fn running_as_root() -> bool {
+        std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
     }
 
     #[test]

@@ -17,18 +17,28 @@
 //!     database not trusted (crate::trust) ............................ configuration error
 //! candidate is not app-password shaped (no lookup, no Argon2):
 //!     campus → primary may be tried; off campus → refused
+//!
+//! staged rollout — off campus, refused as a normal password (not app-password shaped, no
+//! match, locked out):
+//!     [enforcement] mode = "report" ........................... PASSED ON (would-refuse)
+//!     the user has an exemption in force (one indexed read) ... PASSED ON (would-refuse)
+//!     exemption unreadable, or none ........................... refused
+//!     either way, counted per user and day for `apppw report` (one write, best effort)
 //! ```
 //!
 //! "Primary may be tried" is what the front-ends turn into PAM_IGNORE (the next PAM module
 //! checks the normal password) or, in the checkpassword backend, a PAM call to
-//! `[primary] pam_service`.
+//! `[primary] pam_service`. "Passed on" is the same for the front-ends, with
+//! `result=would-refuse` and the reason enforcement gives in the log line. App passwords
+//! behave as always: an expired or service-restricted one stays refused, and a database
+//! that cannot be used off campus stays a temporary failure.
 
-use crate::config::Config;
+use crate::config::{Config, Mode};
 use crate::hash::Kdf;
 use crate::input::{BadInput, check_password, check_user};
 use crate::network::{Location, counter_key, device_key};
 use crate::secret::AppPassword;
-use crate::store::{CredentialSource, KNOWN_DEVICE_SECONDS, LockedOut};
+use crate::store::{CredentialSource, KNOWN_DEVICE_SECONDS, LockedOut, OffCampusAttempt};
 
 /// One login attempt.
 #[derive(Clone, Copy)]
@@ -67,6 +77,17 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// May the candidate be the user's normal password? True when it matched no app password
+    /// (or could not be one, or was not tried during a cool-down); false when it matched one
+    /// that is expired or restricted, and for bad input.
+    #[must_use]
+    pub fn may_be_normal_password(&self) -> bool {
+        matches!(
+            self,
+            Reason::NotAppPassword | Reason::NoMatch | Reason::LockedOut
+        )
+    }
+
     /// The code used in log lines.
     #[must_use]
     pub fn code(&self) -> &'static str {
@@ -103,6 +124,39 @@ pub enum Decision {
     /// The database must not be used as it is (it fails [`crate::trust`]): a configuration
     /// error, on campus too. The message names the file and the fix.
     ConfigError(String),
+    /// Off campus, refused as a normal password under `enforce` — but report mode or an
+    /// exemption passes it on to the normal-password check, like [`Decision::TryPrimary`].
+    PassedOn {
+        /// Why enforcement refuses it.
+        would_refuse: Reason,
+        /// Why it is passed on instead.
+        because: Relaxed,
+    },
+}
+
+/// Why an off-campus normal password is passed on rather than refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relaxed {
+    /// `[enforcement] mode = "report"`.
+    ReportMode,
+    /// The user's exemption (`apppw exempt`), in force until this time.
+    Exempt {
+        /// End of the exemption (Unix seconds).
+        until: i64,
+    },
+}
+
+impl Relaxed {
+    /// The `detail` of the log line: `report-mode` or `exempt-until-2027-01-31T23:59:59Z`.
+    #[must_use]
+    pub fn detail(&self) -> String {
+        match self {
+            Relaxed::ReportMode => "report-mode".into(),
+            Relaxed::Exempt { until } => {
+                format!("exempt-until-{}", crate::timefmt::rfc3339(*until))
+            }
+        }
+    }
 }
 
 impl Decision {
@@ -112,11 +166,19 @@ impl Decision {
         match self {
             Decision::Accepted { .. } => ("accepted", "app-password"),
             Decision::TryPrimary(_) => ("continue", "primary-on-campus"),
-            Decision::Refused(Reason::NotAppPassword) => ("refused", "primary-off-campus-refused"),
-            Decision::Refused(r) => ("refused", r.code()),
+            Decision::Refused(r) => ("refused", refusal_code(r)),
             Decision::Unavailable(_) => ("tempfail", "store-unavailable"),
             Decision::ConfigError(_) => ("error", "untrusted-file"),
+            Decision::PassedOn { would_refuse, .. } => ("would-refuse", refusal_code(would_refuse)),
         }
+    }
+}
+
+/// The `reason` of a refusal's log line.
+fn refusal_code(reason: &Reason) -> &'static str {
+    match reason {
+        Reason::NotAppPassword => "primary-off-campus-refused",
+        r => r.code(),
     }
 }
 
@@ -150,6 +212,17 @@ pub fn verify(
     record: Record,
 ) -> Verdict {
     let mut verdict = decide(config, store, kdf, req, record);
+    if let Decision::Refused(reason) = &verdict.decision {
+        if reason.may_be_normal_password() {
+            let (decision, warning) =
+                off_campus_normal_password(config, store, req, record, reason.clone());
+            verdict.decision = decision;
+            verdict.warning = match (verdict.warning.take(), warning) {
+                (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+                (a, b) => a.or(b),
+            };
+        }
+    }
     if let Some(open_warning) = store.take_warning() {
         verdict.warning = Some(match verdict.warning.take() {
             Some(w) => format!("{open_warning}; {w}"),
@@ -278,6 +351,61 @@ fn decide(
     )
 }
 
+/// Off campus, a candidate that may be the normal password is refused — unless report mode
+/// or an exemption in force passes it on. Either way the attempt is counted for
+/// `apppw report`. Costs one indexed read (the exemption; none in report mode) and one
+/// best-effort write; an exemption that cannot be read is not granted.
+fn off_campus_normal_password(
+    config: &Config,
+    store: &mut dyn CredentialSource,
+    req: &Request<'_>,
+    record: Record,
+    would_refuse: Reason,
+) -> (Decision, Option<String>) {
+    // Exemptions and report rows belong to the one canonical name, as app passwords do.
+    let user = config.canonical_user(req.user);
+    let relaxed = match config.enforcement.mode {
+        Mode::Report => Ok(Some(Relaxed::ReportMode)),
+        Mode::Enforce => store
+            .exempt_until(&user, req.now)
+            .map(|until| until.map(|until| Relaxed::Exempt { until })),
+    };
+    let (relaxed, warning) = match relaxed {
+        Ok(relaxed) => {
+            let warning = match record {
+                Record::LastUse => store
+                    .record_offcampus(
+                        &OffCampusAttempt {
+                            user: &user,
+                            at: req.now,
+                            ip: client_for_record(req.client),
+                            service: req.service,
+                            passed_on: relaxed.is_some(),
+                        },
+                        &config.enforcement,
+                    )
+                    .err()
+                    .map(|e| format!("attempt not counted for `apppw report`: {e}")),
+                Record::DryRun => None,
+            };
+            (relaxed, warning)
+        }
+        // The database is unusable: refused as under enforce, and nothing left to count with.
+        Err(e) => (
+            None,
+            Some(format!("exemption not checked, so none applied: {e}")),
+        ),
+    };
+    let decision = match relaxed {
+        Some(because) => Decision::PassedOn {
+            would_refuse,
+            because,
+        },
+        None => Decision::Refused(would_refuse),
+    };
+    (decision, warning)
+}
+
 /// The client address as stored for "last used": canonical when numeric, else bounded text.
 fn client_for_record(raw: Option<&str>) -> Option<&str> {
     raw.map(str::trim)
@@ -328,8 +456,30 @@ mod tests {
         recorded: Vec<i64>,
         broken: bool,
         untrusted: bool,
+        exempt: HashMap<String, i64>,
+        exemption_reads: usize,
+        /// (user, passed on) of each counted off-campus attempt.
+        offcampus: Vec<(String, bool)>,
     }
     impl CredentialSource for MemStore {
+        fn exempt_until(&mut self, user: &str, now: i64) -> Result<Option<i64>, StoreError> {
+            self.exemption_reads += 1;
+            if self.broken {
+                return Err(StoreError::Missing("/x.db".into()));
+            }
+            Ok(self.exempt.get(user).copied().filter(|&t| t > now))
+        }
+        fn record_offcampus(
+            &mut self,
+            a: &OffCampusAttempt<'_>,
+            _: &crate::config::Enforcement,
+        ) -> Result<(), StoreError> {
+            if self.broken {
+                return Err(StoreError::Missing("/x.db".into()));
+            }
+            self.offcampus.push((a.user.to_owned(), a.passed_on));
+            Ok(())
+        }
         fn lookup(&mut self, user: &str, tag: &str) -> Result<Option<Candidate>, StoreError> {
             self.lookups += 1;
             if self.broken {
@@ -400,6 +550,10 @@ mod tests {
         }
 
         fn check(&mut self, user: &str, pw: &str, ip: Option<&str>, service: &str) -> Decision {
+            self.verdict(user, pw, ip, service).decision
+        }
+
+        fn verdict(&mut self, user: &str, pw: &str, ip: Option<&str>, service: &str) -> Verdict {
             let req = Request {
                 user,
                 password: pw.as_bytes(),
@@ -414,7 +568,6 @@ mod tests {
                 &req,
                 Record::LastUse,
             )
-            .decision
         }
     }
 
@@ -850,6 +1003,116 @@ mod tests {
     }
 
     #[test]
+    fn report_mode_passes_normal_passwords_on_and_counts_them() {
+        let mut w = World::new();
+        w.config.enforcement.mode = Mode::Report;
+        let pw = w.add("alice", "phone", |_| {});
+        let expired = w.add("alice", "old", |c| c.expires_at = Some(1_000));
+        let normal = w.check("alice", "Winter2026!", OFF, "imap");
+        assert_eq!(
+            normal,
+            Decision::PassedOn {
+                would_refuse: Reason::NotAppPassword,
+                because: Relaxed::ReportMode
+            }
+        );
+        assert_eq!(
+            normal.audit_fields(),
+            ("would-refuse", "primary-off-campus-refused")
+        );
+        // Report mode needs no exemption read, no lookup and no Argon2: one write.
+        assert_eq!(
+            (w.store.lookups, w.store.exemption_reads, w.kdf.total()),
+            (0, 0, 0)
+        );
+        assert_eq!(w.store.offcampus, vec![("alice".to_owned(), true)]);
+
+        // App-password shaped but no match: it may be a 24-letter normal password.
+        let wrong = format!("{}zzzz zzzz zzzz zzzz zzzz", &pw[..5]);
+        assert!(matches!(
+            w.check("alice", &wrong, EDUROAM, "imap"),
+            Decision::PassedOn {
+                would_refuse: Reason::NoMatch,
+                ..
+            }
+        ));
+        // App passwords behave as always.
+        assert!(matches!(
+            w.check("alice", &pw, OFF, "imap"),
+            Decision::Accepted { .. }
+        ));
+        assert_eq!(
+            w.check("alice", &expired, OFF, "imap"),
+            Decision::Refused(Reason::Expired)
+        );
+        // Campus and bad input are not affected, and not counted.
+        assert_eq!(
+            w.check("alice", "Winter2026!", CAMPUS, "imap"),
+            Decision::TryPrimary(Reason::NotAppPassword)
+        );
+        assert!(matches!(
+            w.check("alice", "a\nb", OFF, "imap"),
+            Decision::Refused(Reason::BadInput(_))
+        ));
+        assert_eq!(w.store.offcampus.len(), 2);
+
+        // A store outage: app-password candidates stay a temporary failure; a normal
+        // password is still passed on, with a warning that it was not counted.
+        w.store.broken = true;
+        assert!(matches!(
+            w.check("alice", &pw, OFF, "imap"),
+            Decision::Unavailable(_)
+        ));
+        let v = w.verdict("alice", "Winter2026!", OFF, "imap");
+        assert!(matches!(v.decision, Decision::PassedOn { .. }));
+        assert!(v.warning.unwrap().contains("not counted"));
+    }
+
+    #[test]
+    fn exemptions_pass_on_until_they_end() {
+        let mut w = World::new();
+        w.store.exempt.insert("alice".into(), 2_000);
+        w.store.exempt.insert("bob".into(), 1_000); // ended at `now`
+        assert_eq!(
+            w.check("alice", "Winter2026!", OFF, "imap"),
+            Decision::PassedOn {
+                would_refuse: Reason::NotAppPassword,
+                because: Relaxed::Exempt { until: 2_000 }
+            }
+        );
+        assert_eq!(
+            w.check("bob", "Winter2026!", OFF, "imap"),
+            Decision::Refused(Reason::NotAppPassword)
+        );
+        assert_eq!(
+            w.check("carol", "Winter2026!", OFF, "imap"),
+            Decision::Refused(Reason::NotAppPassword)
+        );
+        // One exemption read per off-campus normal password, none on campus; no lookup.
+        w.check("alice", "Winter2026!", CAMPUS, "imap");
+        assert_eq!((w.store.exemption_reads, w.store.lookups), (3, 0));
+        assert_eq!(
+            w.store.offcampus,
+            vec![
+                ("alice".to_owned(), true),
+                ("bob".to_owned(), false),
+                ("carol".to_owned(), false)
+            ]
+        );
+        assert_eq!(
+            Relaxed::Exempt { until: 0 }.detail(),
+            "exempt-until-1970-01-01T00:00:00Z"
+        );
+
+        // An exemption that cannot be read is not granted (and not counted twice over).
+        w.store.broken = true;
+        let v = w.verdict("alice", "Winter2026!", OFF, "imap");
+        assert_eq!(v.decision, Decision::Refused(Reason::NotAppPassword));
+        assert!(v.warning.unwrap().contains("exemption not checked"));
+        assert_eq!(w.store.offcampus.len(), 3);
+    }
+
+    #[test]
     fn dry_run_does_not_record() {
         let mut w = World::new();
         let pw = w.add("alice", "phone", |_| {});
@@ -863,6 +1126,13 @@ mod tests {
         let v = verify(&w.config, &mut w.store, &mut w.kdf, &req, Record::DryRun);
         assert!(matches!(v.decision, Decision::Accepted { .. }));
         assert!(w.store.recorded.is_empty());
+        let normal = Request {
+            password: b"Winter2026!",
+            ..req
+        };
+        let v = verify(&w.config, &mut w.store, &mut w.kdf, &normal, Record::DryRun);
+        assert_eq!(v.decision, Decision::Refused(Reason::NotAppPassword));
+        assert!(w.store.offcampus.is_empty());
         assert!(AppPassword::parse(pw.as_bytes()).is_some());
     }
 }

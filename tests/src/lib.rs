@@ -192,6 +192,20 @@ impl TestEnv {
         )
     }
 
+    /// One login through `apppw-checkpassword` as Dovecot runs it (service imap, client
+    /// `ip`, reply program `/bin/true`); the exit status.
+    pub fn checkpassword(&self, user: &str, pass: &str, ip: &str) -> Option<i32> {
+        let mut cmd = checkpassword_command();
+        cmd.arg("--config")
+            .arg(&self.config)
+            .arg("/bin/true")
+            .env("SERVICE", "imap")
+            .env("TCPREMOTEIP", ip);
+        run_with_stdin(&mut cmd, format!("{user}\0{pass}\0\0").as_bytes())
+            .status
+            .code()
+    }
+
     /// Creates an app password and returns it as printed (grouped).
     pub fn create(&self, user: &str, label: &str, extra: &[&str]) -> String {
         let mut args = vec!["create", user, label, "--json"];

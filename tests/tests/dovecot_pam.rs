@@ -292,6 +292,67 @@ impl Fixture {
 }
 
 #[test]
+fn dovecot_passdb_pam_report_mode_and_exemptions() {
+    if !skip_unless_ready("dovecot_passdb_pam_report_mode_and_exemptions") {
+        return;
+    }
+    let f = Fixture::new(false);
+    let (env, dovecot, name) = (&f.env, &f.dovecot, f.name());
+    let app = env.create(name, "phone", &[]);
+    let enforce = std::fs::read_to_string(&env.config).unwrap();
+    let check = |password: &str, rip: &str, expected: i32, what: &str| {
+        let got = dovecot.auth_test(name, password, rip);
+        assert_eq!(got, expected, "{what} from {rip}\n{}", dovecot.log_text());
+    };
+
+    // Report mode: pam_unix decides off campus too; app passwords as always.
+    std::fs::write(
+        &env.config,
+        format!("{enforce}[enforcement]\nmode = \"report\"\n"),
+    )
+    .unwrap();
+    check(NORMAL, OFF_IP, 0, "normal password, report mode");
+    check(
+        "Wrong-password",
+        EXCEPT_IP,
+        77,
+        "wrong password, report mode",
+    );
+    check(&app, OFF_IP, 0, "app password, report mode");
+
+    // Enforce, then an exemption for this user, then its end.
+    std::fs::write(&env.config, &enforce).unwrap();
+    check(NORMAL, OFF_IP, 77, "normal password, enforce");
+    let out = env.apppw(&["exempt", name, "--until", "7d"], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    check(NORMAL, OFF_IP, 0, "normal password, exempt");
+    let out = env.apppw(&["unexempt", name], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    check(NORMAL, OFF_IP, 77, "normal password, exemption ended");
+
+    // The attempts were counted by Dovecot's auth worker, with the PAM service.
+    let out = env.apppw(&["report", "--json"], "");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = &report["users"][0];
+    assert_eq!(row["user"], name, "{report}");
+    assert_eq!(
+        (row["refused"].as_i64(), row["passed_on"].as_i64()),
+        (Some(2), Some(3)),
+        "{report}"
+    );
+    assert_eq!(row["last_service"], f._pam.name.as_str(), "{report}");
+    assert_eq!(row["has_app_password"], true, "{report}");
+}
+
+#[test]
 fn dovecot_passdb_pam_enforces_the_campus_rule() {
     if !skip_unless_ready("dovecot_passdb_pam_enforces_the_campus_rule") {
         return;

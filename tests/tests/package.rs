@@ -271,6 +271,14 @@ fn inspect_contents(deb: &Path, tmp: &Path) {
         ("/usr/share/man/man5/apppw.toml.5.gz", "-rw-r--r--"),
         ("/usr/share/man/man8/apppw-checkpassword.8.gz", "-rw-r--r--"),
         ("/usr/share/man/man8/pam_apppw.8.gz", "-rw-r--r--"),
+        ("/usr/share/man/man1/apppw-exempt.1.gz", "-rw-r--r--"),
+        ("/usr/share/man/man1/apppw-doctor.1.gz", "-rw-r--r--"),
+        ("/usr/share/bash-completion/completions/apppw", "-rw-r--r--"),
+        ("/usr/share/zsh/vendor-completions/_apppw", "-rw-r--r--"),
+        (
+            "/usr/share/fish/vendor_completions.d/apppw.fish",
+            "-rw-r--r--",
+        ),
         (CHECKPASSWORD_EXAMPLE, "-rw-r--r--"),
         (
             "/usr/share/doc/apppw/examples/dovecot-2.4/auth-apppw-pam.conf.ext",
@@ -449,6 +457,11 @@ fn check_installed() {
     // The installed CLI runs with the installed config.
     let out = ok(Command::new("/usr/bin/apppw").args(["explain", OFF_IP]));
     assert!(out.starts_with("off-campus"), "{out}");
+    // bash finds the completion where bash-completion looks for it.
+    let out = ok(Command::new("bash")
+        .arg("-c")
+        .arg("source /usr/share/bash-completion/completions/apppw && complete -p apppw"));
+    assert!(out.contains("apppw"), "{out}");
 }
 
 /// A throwaway Dovecot (own base_dir, no listener) whose passdb is the shipped example,
@@ -603,6 +616,10 @@ fn fail2ban_filter_matches_refusals_only() {
         "apppw-checkpassword: service=imap user=carol rhost=203.0.113.11 result=tempfail reason=store-unavailable",
         "apppw-checkpassword: service=imap user=dave rhost=- result=refused reason=no-match",
         "apppw-checkpassword: cannot read config file /etc/apppw/apppw.toml: Permission denied",
+        // Report mode and exemptions let these through on purpose: banning them would break
+        // exactly the users the rollout is waiting for.
+        "pam_apppw(imap:auth): service=imap user=erin rhost=203.0.113.12 result=would-refuse reason=primary-off-campus-refused detail=report-mode",
+        "apppw(exempt): admin=helpdesk1 uid=0 user=erin until=2026-12-15T00:00:00Z reason=",
     ];
     let text: String = lines
         .iter()
@@ -615,7 +632,7 @@ fn fail2ban_filter_matches_refusals_only() {
         .arg(&log)
         .arg(filter_dir.join("apppw.conf")));
     assert!(
-        out.contains("9 lines, 0 ignored, 4 matched, 5 missed"),
+        out.contains("11 lines, 0 ignored, 4 matched, 7 missed"),
         "{out}"
     );
     for banned in ["203.0.113.1", "203.0.113.2", "2001:db8::3", "203.0.113.4"] {

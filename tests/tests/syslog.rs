@@ -8,14 +8,22 @@
 
 use apppw_integration_tests::pam::{ServiceDir, apppw_line, pam_wrapper_available, primary_line};
 use apppw_integration_tests::{
-    CAMPUS_IP, OFF_IP, TestEnv, checkpassword_command, is_root, run_with_stdin,
+    CAMPUS_IP, EXCEPT_IP, OFF_IP, TestEnv, checkpassword_command, is_root, run_with_stdin,
 };
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-const DEV_LOG: &str = "/dev/log";
+/// The tests of this file take turns owning `/dev/log`.
+static DEV_LOG: Mutex<()> = Mutex::new(());
+
+fn own_dev_log() -> MutexGuard<'static, ()> {
+    DEV_LOG.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+const DEV_LOG_PATH: &str = "/dev/log";
 const NORMAL: &str = "Winter-2026-normal";
 
 /// `/dev/log`, bound by this test and removed on drop.
@@ -23,11 +31,11 @@ struct SyslogSocket(UnixDatagram);
 
 impl SyslogSocket {
     fn bind() -> Option<SyslogSocket> {
-        if Path::new(DEV_LOG).exists() {
+        if Path::new(DEV_LOG_PATH).exists() {
             return None;
         }
-        let socket = UnixDatagram::bind(DEV_LOG).ok()?;
-        std::fs::set_permissions(DEV_LOG, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let socket = UnixDatagram::bind(DEV_LOG_PATH).ok()?;
+        std::fs::set_permissions(DEV_LOG_PATH, std::fs::Permissions::from_mode(0o666)).unwrap();
         socket
             .set_read_timeout(Some(Duration::from_millis(500)))
             .unwrap();
@@ -47,7 +55,7 @@ impl SyslogSocket {
 
 impl Drop for SyslogSocket {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(DEV_LOG);
+        let _ = std::fs::remove_file(DEV_LOG_PATH);
     }
 }
 
@@ -87,9 +95,10 @@ fn every_decision_is_one_authpriv_line_without_secrets() {
         eprintln!("SKIP every_decision_is_one_authpriv_line_without_secrets: needs root");
         return;
     }
+    let _turn = own_dev_log();
     let Some(syslog) = SyslogSocket::bind() else {
         eprintln!(
-            "SKIP every_decision_is_one_authpriv_line_without_secrets: {DEV_LOG} belongs to a \
+            "SKIP every_decision_is_one_authpriv_line_without_secrets: {DEV_LOG_PATH} belongs to a \
              syslog daemon here"
         );
         return;
@@ -224,6 +233,119 @@ fn every_decision_is_one_authpriv_line_without_secrets() {
         "{migrate}"
     );
     lines_without_secrets(&admin_lines, &laptop, &stored);
+}
+
+#[test]
+fn report_mode_and_exemptions_log_would_refuse() {
+    if !is_root() {
+        eprintln!("SKIP report_mode_and_exemptions_log_would_refuse: needs root");
+        return;
+    }
+    let _turn = own_dev_log();
+    let Some(syslog) = SyslogSocket::bind() else {
+        eprintln!(
+            "SKIP report_mode_and_exemptions_log_would_refuse: {DEV_LOG_PATH} belongs to a \
+             syslog daemon here"
+        );
+        return;
+    };
+    let env = TestEnv::new("[enforcement]\nmode = \"report\"\n");
+    let phone = env.create("alice", "phone", &[]);
+    let stored = env.dump();
+    let _ = syslog.drain();
+
+    // checkpassword without [primary]: passed on, then refused for lack of a PAM service.
+    assert_eq!(checkpassword(&env, b"alice", NORMAL, OFF_IP), Some(1));
+    assert_eq!(checkpassword(&env, b"alice", &phone, OFF_IP), Some(0));
+    // `apppw verify` decides without logging.
+    let out = env.apppw(&["verify", "alice", "--ip", OFF_IP], &format!("{NORMAL}\n"));
+    assert_eq!(out.status.code(), Some(1));
+    let lines = syslog.drain();
+    assert_eq!(
+        lines.len(),
+        2,
+        "one line per login, none for verify: {lines:#?}"
+    );
+    let passed = one_line(&lines, &["result=would-refuse"]);
+    assert!(passed.starts_with("<85>"), "{passed}");
+    assert!(
+        passed.contains(&format!(
+            "apppw-checkpassword: service=imap user=alice rhost={OFF_IP} result=would-refuse \
+             reason=primary-off-campus-refused detail=report-mode;\\x20no\\x20[primary]"
+        )),
+        "{passed}"
+    );
+    one_line(&lines, &["result=accepted reason=app-password label=phone"]);
+
+    // Enforce, with an exemption granted by a named admin: its own audit line, then the
+    // exempt user's attempts say until when.
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(&env.config, text.replace("\"report\"", "\"enforce\"")).unwrap();
+    let out = std::process::Command::new(apppw_integration_tests::bin("apppw"))
+        .args(["--config", &env.config.display().to_string()])
+        .args([
+            "exempt",
+            "bob",
+            "--until",
+            "30d",
+            "--reason",
+            "old scanner",
+            "--json",
+        ])
+        .env("SUDO_USER", "helpdesk1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let granted: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let until = granted["until"].as_str().unwrap().to_owned();
+    assert_eq!(checkpassword(&env, b"bob", NORMAL, EXCEPT_IP), Some(1));
+    assert_eq!(checkpassword(&env, b"alice", NORMAL, EXCEPT_IP), Some(1));
+    let lines = syslog.drain();
+    let grant = one_line(&lines, &["action=exempt"]);
+    assert!(
+        grant.contains(&format!(
+            "apppw: action=exempt by=helpdesk1 user=bob until={until} reason=old\\x20scanner"
+        )),
+        "{grant}"
+    );
+    let bob = one_line(&lines, &["user=bob", "result="]);
+    assert!(
+        bob.contains(&format!(
+            "result=would-refuse reason=primary-off-campus-refused detail=exempt-until-{until}"
+        )),
+        "{bob}"
+    );
+    let alice = one_line(&lines, &["user=alice"]);
+    assert!(
+        alice.contains("result=refused reason=primary-off-campus-refused"),
+        "{alice}"
+    );
+
+    // The PAM module: the same result, the normal-password module decides.
+    if pam_wrapper_available("report_mode_and_exemptions_log_would_refuse (PAM part)") {
+        let services = ServiceDir::new();
+        let apppw = apppw_line(&format!("config={}", env.config.display()));
+        let primary = primary_line(services.dir.path(), NORMAL);
+        services.add("imap", &[&apppw, &primary]);
+        let r = services.authenticate("imap", "bob", Some(OFF_IP), &format!("{NORMAL}\n"), &[]);
+        assert_eq!(r.code(), "PAM_SUCCESS", "{}", r.transcript());
+        let pam_lines = syslog.drain();
+        let line = one_line(&pam_lines, &["pam_apppw(imap:auth)", "user=bob"]);
+        assert!(
+            line.contains(&format!(
+                "pam_apppw(imap:auth): service=imap user=bob rhost={OFF_IP} \
+                 result=would-refuse reason=primary-off-campus-refused \
+                 detail=exempt-until-{until}"
+            )),
+            "{line}"
+        );
+        lines_without_secrets(&pam_lines, &phone, &stored);
+    }
+    lines_without_secrets(&lines, &phone, &stored);
 }
 
 /// No line holds the app password (grouped or not), the normal password or a stored hash.

@@ -148,6 +148,25 @@ fn main_tail(cmd: &clap::Command) -> Roff {
             "What would a login with this password from outside get?",
             "apppw verify alice --ip 203.0.113.9 --service imap",
         ),
+        (
+            "Rolling out: with [enforcement] mode = \"report\", who used the normal password \
+             from outside in the last two weeks, and do they have an app password?",
+            "apppw report --since 14d",
+        ),
+        (
+            "Give a straggler two more weeks, with the ticket number:",
+            "apppw exempt bob --until 14d --reason \"ticket 4711: old scanner\"",
+        ),
+        (
+            "Check the installation (config, database access for Dovecot, PAM stacks, Dovecot):",
+            "apppw doctor",
+        ),
+        (
+            "Metrics for node_exporter's textfile collector, e.g. from cron:",
+            "apppw stats --prometheus > /var/lib/prometheus/node-exporter/apppw.prom.tmp && \
+             mv /var/lib/prometheus/node-exporter/apppw.prom.tmp \
+             /var/lib/prometheus/node-exporter/apppw.prom",
+        ),
     ] {
         r.control("PP", []);
         r.text([roman(what)]);
@@ -197,6 +216,12 @@ mod tests {
             "apppw-revoke.1",
             "apppw-explain.1",
             "apppw-verify.1",
+            "apppw-exempt.1",
+            "apppw-unexempt.1",
+            "apppw-report.1",
+            "apppw-doctor.1",
+            "apppw-prune.1",
+            "apppw-stats.1",
         ] {
             assert!(
                 names.iter().any(|n| n == expected),
@@ -204,6 +229,10 @@ mod tests {
             );
         }
         assert!(!names.iter().any(|n| n.contains("help")), "{names:?}");
+        assert!(
+            !names.iter().any(|n| n.contains("completions")),
+            "{names:?}"
+        );
     }
 
     #[test]
@@ -216,5 +245,9 @@ mod tests {
         assert!(page("apppw-create.1").contains("\\-\\-expires"));
         assert!(page("apppw-create.1").contains("unique per user"));
         assert!(page("apppw-revoke.1").contains("\\-\\-all"));
+        assert!(page("apppw-exempt.1").contains("at most 90 days"));
+        assert!(page("apppw-report.1").contains("\\-\\-since"));
+        assert!(page("apppw-doctor.1").contains("each finding with its fix"));
+        assert!(page("apppw-stats.1").contains("node_exporter"));
     }
 }
