@@ -354,6 +354,19 @@ mail_path = ~/Maildir
         std::fs::read_to_string(self.jail.share().join("dovecot.log")).unwrap_or_default()
     }
 
+    /// The log once it contains `text` (Dovecot's processes write their lines a little after
+    /// answering the client), or as it is after 10 s.
+    pub fn log_with(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if log.contains(text) || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// `doveadm -c CONF ARGS...` inside the jail.
     pub fn doveadm(&self, args: &[&str]) -> Output {
         self.jail

@@ -549,10 +549,14 @@ fn migrate_upgrades_an_older_schema() {
         return;
     }
     let pw = env.create("alice", "phone", &[]);
-    // What an older apppw left: schema 1, no known_devices.
+    // What an older apppw left: schema 1, without the tables of versions 2 (known devices)
+    // and 3 (exemptions, the off-campus report).
     let conn = rusqlite::Connection::open(&env.db).unwrap();
-    conn.execute_batch("DROP TABLE known_devices; PRAGMA user_version = 1;")
-        .unwrap();
+    conn.execute_batch(
+        "DROP TABLE known_devices; DROP TABLE exemptions; DROP TABLE offcampus_attempts; \
+         DROP TABLE offcampus_days; PRAGMA user_version = 1;",
+    )
+    .unwrap();
     drop(conn);
     let out = env.apppw(&["verify", "alice", "--ip", OFF_IP], &format!("{pw}\n"));
     assert!(
@@ -563,7 +567,7 @@ fn migrate_upgrades_an_older_schema() {
     let out = env.apppw(&["migrate"], "");
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(
-        stdout(&out).contains("schema version 2"),
+        stdout(&out).contains("schema version 3"),
         "{}",
         stdout(&out)
     );

@@ -60,14 +60,26 @@ impl Site {
         std::fs::write(self.pam_dir.path().join(service), text).unwrap();
     }
 
-    /// A Dovecot 2.3 config: apppw-checkpassword as passdb, plus `extra`.
+    /// A Dovecot 2.3 config as the shipped example makes it: apppw-checkpassword as passdb,
+    /// the auth process in group `apppw`; plus `extra`.
     fn dovecot(&self, extra: &str) {
+        self.dovecot_with_auth_groups("apppw", extra);
+    }
+
+    /// [`Site::dovecot`] with `extra_groups` of `service auth` set to `groups` (none if empty).
+    fn dovecot_with_auth_groups(&self, groups: &str, extra: &str) {
+        let auth = if groups.is_empty() {
+            String::new()
+        } else {
+            format!("service auth {{\n  extra_groups = {groups}\n}}\n")
+        };
         std::fs::write(
             &self.dovecot_conf,
             format!(
                 "ssl = no\nprotocols = imap\n\
                  passdb {{\n  driver = checkpassword\n  args = {} --config {}\n}}\n\
-                 userdb {{\n  driver = static\n  args = uid=65534 gid=65534 home=/tmp/%u\n}}\n{extra}",
+                 userdb {{\n  driver = static\n  args = uid=65534 gid=65534 home=/tmp/%u\n}}\n\
+                 {auth}{extra}",
                 bin("apppw-checkpassword").display(),
                 self.env.config.display()
             ),
@@ -294,23 +306,38 @@ fn database_missing_and_access_as_the_dovecot_user() {
         return;
     }
 
-    // As root's: not readable by dovecot.
+    // The package's layout (README, "Files and permissions") without the group for
+    // Dovecot's auth process: it cannot even read the config.
     let site = Site::new();
-    std::os::unix::fs::chown(&site.env.db, Some(0), Some(0)).unwrap();
-    let f = site.finds_only("database-access");
-    let problem = f["problem"].as_str().unwrap();
-    assert!(problem.contains("user dovecot (groups dovecot)"), "{f}");
+    site.dovecot_with_auth_groups("", "");
+    let f = site.finds_only("config-access");
+    assert!(
+        f["problem"]
+            .as_str()
+            .unwrap()
+            .contains("user dovecot (groups dovecot)"),
+        "{f}"
+    );
     assert!(
         f["fix"].as_str().unwrap().contains("extra_groups = apppw"),
         "{f}"
     );
-    // Through `extra_groups`, as Dovecot gives groups: a group only the config names.
-    let group = "apppwdoc";
-    let _group = TempGroup::add(group);
-    std::os::unix::fs::chown(&site.env.db, Some(0), group_id(group)).unwrap();
-    std::os::unix::fs::chown(site.env.dir.path(), Some(0), group_id(group)).unwrap();
-    site.finds_only("database-access");
-    site.dovecot(&format!("service auth {{\n  extra_groups = {group}\n}}\n"));
+    // Through `extra_groups`, as Dovecot gives groups (they are not in /etc/group).
+    site.dovecot("");
+    site.is_clean();
+
+    // The database root's alone: not readable by dovecot.
+    std::os::unix::fs::chown(&site.env.db, Some(0), Some(0)).unwrap();
+    let f = site.finds_only("database-access");
+    assert!(
+        f["problem"]
+            .as_str()
+            .unwrap()
+            .contains("user dovecot (groups"),
+        "{f}"
+    );
+    // Back to the package's layout (the database and the -wal/-shm files SQLite keeps).
+    share_with_dovecot(&site.env);
     site.is_clean();
 
     // Readable, not writable.
@@ -328,7 +355,7 @@ fn database_missing_and_access_as_the_dovecot_user() {
 
     // extra_groups naming a group that does not exist (Dovecot would not start its auth).
     let site = Site::new();
-    site.dovecot("service auth {\n  extra_groups = apppwnosuchgroup\n}\n");
+    site.dovecot_with_auth_groups("apppw apppwnosuchgroup", "");
     let f = site.finds_only("dovecot-group");
     assert!(
         f["problem"].as_str().unwrap().contains("apppwnosuchgroup"),
@@ -341,7 +368,12 @@ fn database_of_an_older_schema() {
     let mut site = Site::new();
     site.doveconf = Some(PathBuf::from("/nonexistent/doveconf"));
     // As an upgrade leaves it: the tables of version 1 only.
-    for table in ["exemptions", "offcampus_attempts", "offcampus_days"] {
+    for table in [
+        "known_devices",
+        "exemptions",
+        "offcampus_attempts",
+        "offcampus_days",
+    ] {
         site.env.sql(&format!("DROP TABLE {table}"));
     }
     site.env.sql("PRAGMA user_version = 1");
@@ -355,32 +387,6 @@ fn database_of_an_older_schema() {
         String::from_utf8_lossy(&out.stderr)
     );
     site.is_clean();
-}
-
-/// A system group that exists for one test.
-struct TempGroup(String);
-
-impl TempGroup {
-    fn add(name: &str) -> TempGroup {
-        let _ = Command::new("groupdel")
-            .arg(name)
-            .stderr(std::process::Stdio::null())
-            .status();
-        assert!(
-            Command::new("groupadd")
-                .args(["--system", name])
-                .status()
-                .unwrap()
-                .success()
-        );
-        TempGroup(name.into())
-    }
-}
-
-impl Drop for TempGroup {
-    fn drop(&mut self) {
-        let _ = Command::new("groupdel").arg(&self.0).status();
-    }
 }
 
 #[test]

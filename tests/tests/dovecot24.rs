@@ -94,14 +94,10 @@ fn dovecot_24_enforces_the_campus_rule() {
     // Not forwarded: the connection's own address, 127.0.0.1, is off campus.
     assert!(matches!(d.imap_login(None, USER, NORMAL), Imap::Refused(_)));
     assert_eq!(d.imap_login(None, USER, &app), Imap::LoggedIn);
-    let log = d.log();
     // 2.4 words it "Logged in" (2.3: "Login").
-    assert!(
-        log.contains(&format!(
-            "Logged in: user=<{USER}>, method=PLAIN, rip={OFF_IP}"
-        )),
-        "{log}"
-    );
+    let logged_in = format!("Logged in: user=<{USER}>, method=PLAIN, rip={OFF_IP}");
+    let log = d.log_with(&logged_in);
+    assert!(log.contains(&logged_in), "{log}");
 
     // The use is recorded with the address Dovecot 2.4 passed as PAM_RHOST.
     let out = env.apppw(&["list", USER, "--json"], "");
@@ -170,13 +166,10 @@ fn dovecot_24_store_unavailable_is_a_temporary_failure() {
     check(&d, &app, OFF_IP, false, "app password, store unusable");
     // Dovecot's passdb pam reports every PAM failure to the client as a wrong password; the
     // PAM code in its log tells the temporary failure apart.
-    let log = d.log();
-    assert!(
-        log.contains(
-            "pam_authenticate() failed: Authentication service cannot retrieve authentication info"
-        ),
-        "{log}"
-    );
+    let unavailable =
+        "pam_authenticate() failed: Authentication service cannot retrieve authentication info";
+    let log = d.log_with(unavailable);
+    assert!(log.contains(unavailable), "{log}");
     // On campus the normal password does not need the store.
     check(
         &d,
@@ -238,11 +231,9 @@ fn postfix_smtp_auth_through_dovecot_24_sasl() {
         "app password from off campus via XCLIENT",
     );
     // The address Postfix learned from XCLIENT is the one PAM decided on.
-    let log = d.log();
-    assert!(
-        log.contains(&format!("auth-worker({USER},{EXCEPT_IP})")),
-        "{log}"
-    );
+    let worker = format!("auth-worker({USER},{EXCEPT_IP})");
+    let log = d.log_with(&worker);
+    assert!(log.contains(&worker), "{log}");
 }
 
 /// What many sites do for speed: `auth_cache_size` set. With the shipped example the campus

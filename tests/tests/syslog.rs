@@ -229,7 +229,7 @@ fn every_decision_is_one_authpriv_line_without_secrets() {
     );
     let migrate = one_line(&admin_lines, &["apppw(migrate):"]);
     assert!(
-        migrate.contains("admin=carol uid=0") && migrate.contains("schema=2"),
+        migrate.contains("admin=carol uid=0") && migrate.contains("schema=3"),
         "{migrate}"
     );
     lines_without_secrets(&admin_lines, &laptop, &stored);
@@ -305,10 +305,10 @@ fn report_mode_and_exemptions_log_would_refuse() {
     assert_eq!(checkpassword(&env, b"bob", NORMAL, EXCEPT_IP), Some(1));
     assert_eq!(checkpassword(&env, b"alice", NORMAL, EXCEPT_IP), Some(1));
     let lines = syslog.drain();
-    let grant = one_line(&lines, &["action=exempt"]);
+    let grant = one_line(&lines, &["apppw(exempt):"]);
     assert!(
         grant.contains(&format!(
-            "apppw: action=exempt by=helpdesk1 user=bob until={until} reason=old\\x20scanner"
+            "apppw(exempt): admin=helpdesk1 uid=0 user=bob until={until} reason=old\\x20scanner"
         )),
         "{grant}"
     );
