@@ -467,7 +467,7 @@ fn verify_stdin(config: &Config, user: &str, ip: &str, service: Option<&str>) ->
     let verdict = verify(
         config,
         &mut LazyStore::new(&config.database),
-        &mut Argon2Kdf::new(),
+        &mut Argon2Kdf::for_config(config),
         &req,
         Record::DryRun,
     );
@@ -482,7 +482,7 @@ fn verify_stdin(config: &Config, user: &str, ip: &str, service: Option<&str>) ->
             why.code()
         ),
         Decision::Refused(_) => String::new(),
-        Decision::Unavailable(why) => format!(" ({why})"),
+        Decision::Unavailable(why) | Decision::Busy(why) => format!(" ({why})"),
     };
     say!("{result}: {reason}{detail}");
     let location = verdict.location.to_string();

@@ -28,6 +28,9 @@ use std::time::Duration;
 const DEADLINE: Duration = Duration::from_secs(5);
 
 fn main() {
+    // One attempt per process: the Argon2 known-answer test with small parameters, so that
+    // the attempt costs one verification's work, not two (docs/SECURITY.md).
+    apppw::hash::self_test_for_one_attempt();
     start_watchdog();
     let exit = run();
     std::process::exit(exit.code());

@@ -10,17 +10,19 @@
 //! - [`hash`]: Argon2id (libsodium from the system, or the `argon2` crate), PHC strings, the
 //!   known-answer self-test;
 //! - [`sodium`], [`hugemem`]: the libsodium binding and the `argon2` crate's working memory;
+//! - [`gate`]: the host-wide Argon2 admission gate (System V semaphores);
 //! - [`store`]: the SQLite database and its migrations;
 //! - [`timefmt`]: RFC 3339 times and expiry arguments, on `jiff`;
 //! - [`issue`]: creating an app password (validation, generation, hashing, insertion);
 //! - [`verify`]: **why a login was accepted or refused** — the one decision;
 //! - [`audit`]: the syslog line written for each decision;
 //! - [`authcache`]: flushing a user from Dovecot's auth cache after a revocation.
-#![deny(unsafe_code)] // allowed only in `hugemem` (mmap, madvise) and `sodium` (libsodium FFI)
+#![deny(unsafe_code)] // allowed only in `hugemem` (mmap, madvise), `sodium` (libsodium FFI) and `gate` (semaphores)
 
 pub mod audit;
 pub mod authcache;
 pub mod config;
+pub mod gate;
 pub mod hash;
 pub mod hugemem;
 pub mod input;

@@ -509,6 +509,22 @@ impl Store {
         }
     }
 
+    /// For a connection a long-lived process keeps between logins: asks PostgreSQL to close
+    /// it once it has been idle for `idle` (`idle_session_timeout`, PostgreSQL 14 and later;
+    /// older servers ignore the request). Without this every auth worker would hold a
+    /// connection for its whole life. One round trip, once per connection; errors are
+    /// ignored (the connection then simply stays). Nothing to do for SQLite, or for zero.
+    pub fn close_when_idle(&mut self, idle: std::time::Duration) {
+        if idle.is_zero() {
+            return;
+        }
+        match &mut self.backend {
+            Backend::Sqlite(_) => {}
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(b) => b.close_when_idle(idle),
+        }
+    }
+
     /// A problem worth telling the admin about (e.g. a world-readable file), found at open.
     #[must_use]
     pub fn warning(&self) -> Option<&str> {
@@ -661,6 +677,12 @@ impl LazyStore {
             store,
             failed: false,
         }
+    }
+
+    /// Whether the store was opened by this attempt (not kept from an earlier one).
+    #[must_use]
+    pub fn opened_here(&self) -> bool {
+        self.store.is_some() && !self.kept
     }
 
     /// The store to keep for the next attempt: `None` if none was opened or an operation on

@@ -270,6 +270,17 @@ impl Postgres {
         })
     }
 
+    /// `SET idle_session_timeout`, with a second's grace so that the client's own limit
+    /// (which drops a connection idle for `idle` before using it) comes first.
+    pub(super) fn close_when_idle(&mut self, idle: Duration) {
+        let ms = idle.as_millis().saturating_add(1000);
+        if let Ok(mut client) = self.client() {
+            // PostgreSQL before 14 does not know the setting: that error leaves the session
+            // as it was.
+            let _ = client.simple_query(&format!("SET idle_session_timeout = {ms}"));
+        }
+    }
+
     fn client(&self) -> Result<std::cell::RefMut<'_, Client>, StoreError> {
         self.client
             .try_borrow_mut()
