@@ -67,6 +67,7 @@ impl Failure {
 }
 
 fn main() -> ExitCode {
+    apppw::store::enable_postgres_tls();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,

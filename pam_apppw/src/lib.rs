@@ -71,6 +71,8 @@ pub trait Pam {
 
 /// One `pam_sm_authenticate` call.
 pub fn authenticate(pam: &mut impl Pam, args: &[&CStr]) -> PamResultCode {
+    // The module may talk to PostgreSQL over TLS (a no-op after the first call).
+    apppw::store::enable_postgres_tls();
     let service = pam.service();
     let prefix = format!(
         "pam_apppw({}:auth)",

@@ -33,6 +33,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    apppw::store::enable_postgres_tls();
     let args = Args::parse();
     let config = match apppw::Config::load(args.config.as_deref()) {
         Ok(c) => c,

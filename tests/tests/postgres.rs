@@ -214,6 +214,50 @@ fn a_long_lived_pam_host_keeps_one_connection_and_survives_a_restart() {
     assert_eq!(sessions(), "1");
 }
 
+/// `database_idle_seconds`: the connection a long-lived host keeps is closed by PostgreSQL
+/// once it has been idle that long (idle_session_timeout, asked for by apppw), and the next
+/// login simply connects again.
+#[test]
+fn an_idle_kept_connection_is_closed() {
+    require_postgres!("an_idle_kept_connection_is_closed");
+    if !pam_wrapper_available("an_idle_kept_connection_is_closed") {
+        return;
+    }
+    let cluster = Cluster::start();
+    let url = cluster.url(&cluster.create_database());
+    let env = TestEnv::with_postgres(&url, "database_idle_seconds = 1\n", "");
+    let pw = env.create("alice", "phone", &[]);
+    let services = ServiceDir::new();
+    let apppw = apppw_line(&format!("config={}", env.config.display()));
+    let primary = primary_line(services.dir.path(), NORMAL);
+    services.add("imap", &[&apppw, &primary]);
+    let mut host = Host::start(&services);
+    let sessions = || {
+        psql(
+            &url,
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE application_name = 'apppw' AND datname = current_database()",
+        )
+    };
+    for round in 0..3 {
+        let answer = host.login("imap", "alice", Some(OFF_IP), &pw);
+        assert_eq!(answer.said, "accepted", "round {round}: {answer:?}");
+    }
+    assert_eq!(sessions(), "1", "kept while in use");
+    // Idle for 1 s (+ 1 s of grace on the server's side): closed by the server.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while sessions() != "0" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the idle connection was never closed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let answer = host.login("imap", "alice", Some(OFF_IP), &pw);
+    assert_eq!(answer.said, "accepted", "after the close: {answer:?}");
+    assert_eq!(sessions(), "1");
+}
+
 #[test]
 fn migrate_copies_every_credential_from_sqlite() {
     require_postgres!("migrate_copies_every_credential_from_sqlite");
