@@ -258,6 +258,67 @@ fn an_idle_kept_connection_is_closed() {
     assert_eq!(sessions(), "1");
 }
 
+/// Behind PgBouncer in transaction pooling mode (docs/PERFORMANCE.md, "Several mail servers"):
+/// create, logins through checkpassword and a long-lived PAM host, failure counters and the
+/// cool-down, while the server sees no more connections than PgBouncer's pool.
+#[test]
+fn works_behind_pgbouncer_in_transaction_mode() {
+    require_postgres!("works_behind_pgbouncer_in_transaction_mode");
+    if pg::pgbouncer().is_none() {
+        eprintln!("SKIP works_behind_pgbouncer_in_transaction_mode: pgbouncer not installed");
+        return;
+    }
+    let cluster = Cluster::start();
+    let db = cluster.create_database();
+    let bouncer = pg::Bouncer::start(&cluster, &db, 2);
+    let env = TestEnv::with_postgres(
+        &bouncer.url(&db),
+        "",
+        "[lockout]\nmax_failures_per_client = 2\n",
+    );
+    let pw = env.create("alice", "phone", &[]);
+    let wrong = format!("{}zzzz zzzz zzzz zzzz zzzz", &pw[..5]);
+    let mut host = if pam_wrapper_available("works_behind_pgbouncer (PAM part)") {
+        let services = ServiceDir::new();
+        let apppw = apppw_line(&format!("config={}", env.config.display()));
+        let primary = primary_line(services.dir.path(), NORMAL);
+        services.add("imap", &[&apppw, &primary]);
+        Some((Host::start(&services), services))
+    } else {
+        None
+    };
+    // Several checkpassword processes at once, each with its own client connection.
+    std::thread::scope(|s| {
+        let runs: Vec<_> = (0..6)
+            .map(|_| s.spawn(|| checkpassword(&env, "alice", &pw, OFF_IP).0))
+            .collect();
+        for r in runs {
+            assert_eq!(r.join().unwrap(), Some(0));
+        }
+    });
+    if let Some((host, _)) = &mut host {
+        for _ in 0..3 {
+            let answer = host.login("imap", "alice", Some(OFF_IP), &pw);
+            assert_eq!(answer.said, "accepted", "{answer:?}");
+        }
+    }
+    // Counters and the cool-down work through the pooler's transactions.
+    for _ in 0..2 {
+        assert_eq!(checkpassword(&env, "alice", &wrong, "198.51.100.9").0, Some(1));
+    }
+    assert_eq!(checkpassword(&env, "alice", &pw, "198.51.100.9").0, Some(1));
+    assert_eq!(checkpassword(&env, "alice", &pw, OFF_IP).0, Some(0));
+    let server_side = psql(
+        &cluster.url(&db),
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND application_name <> 'psql'",
+    );
+    assert!(
+        server_side.parse::<u32>().unwrap() <= 2,
+        "{server_side} server connections behind a pool of 2"
+    );
+}
+
 #[test]
 fn migrate_copies_every_credential_from_sqlite() {
     require_postgres!("migrate_copies_every_credential_from_sqlite");
