@@ -87,6 +87,7 @@ echo "run.sh: building (release)" >&2
 cargo build --release --quiet -p apppw -p apppw-checkpassword -p pam_apppw -p apppw-bench >&2
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 gcc -O2 -Wall -Wextra -o "$WORK/pam_bench" "$ROOT/bench/pam_bench.c" -lpam
+gcc -O2 -Wall -Wextra -o "$WORK/bare_verify" "$ROOT/bench/bare_verify.c" -lsodium
 
 PAM_ARGS=()
 if id "$UNIX_USER" >/dev/null 2>&1; then
@@ -148,6 +149,7 @@ cat <<INFO
 INFO
 
 "$BIN/apppw-bench" --bin-dir "$BIN" --work "$WORK" --pam-harness "$WORK/pam_bench" \
+  --bare-verify "$WORK/bare_verify" \
   --csv "$WORK/throughput.csv" "${PAM_ARGS[@]}" "${PG_ARGS[@]}" "$@"
 if [ -n "$PLOT" ] && [ -s "$WORK/throughput.csv" ]; then
   python3 "$ROOT/bench/plot.py" "$WORK/throughput.csv" "$PLOT" \

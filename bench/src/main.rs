@@ -63,6 +63,9 @@ struct Opts {
     /// The compiled `pam_bench` harness (PAM rows are skipped without it).
     #[arg(long)]
     pam_harness: Option<PathBuf>,
+    /// The compiled `bare_verify` (bench/bare_verify.c): one libsodium Argon2id in a process.
+    #[arg(long)]
+    bare_verify: Option<PathBuf>,
     /// Throwaway system user for the pam_unix row.
     #[arg(long)]
     unix_user: Option<String>,
@@ -626,6 +629,15 @@ fn checkpassword(o: &Opts, n: usize, dbs: &Dbs, pg: Option<&PgDb>, r: &mut Resul
             expect: 0,
         },
         CpCase {
+            key: "cp_bare_process",
+            section: "1",
+            what: "a process that only verifies: libsodium Argon2id of fd 3's input, then exit (bench/bare_verify.c)",
+            config: None,
+            user: "alice",
+            password: b"x".to_vec(),
+            expect: 0,
+        },
+        CpCase {
             key: "cp_startup",
             section: "1",
             what: "checkpassword: start-up and exit only (`--version`)",
@@ -727,6 +739,7 @@ fn checkpassword(o: &Opts, n: usize, dbs: &Dbs, pg: Option<&PgDb>, r: &mut Resul
     ];
     // The same attempts with the store on PostgreSQL, next to the SQLite rows (section 1).
     let mut cases = cases;
+    cases.retain(|c| c.key != "cp_bare_process" || o.bare_verify.is_some());
     if let Some(pg) = pg {
         let at = cases
             .iter()
@@ -801,6 +814,10 @@ fn checkpassword(o: &Opts, n: usize, dbs: &Dbs, pg: Option<&PgDb>, r: &mut Resul
             None if c.key == "cp_startup" => {
                 exec::run_fd3(&bin, &[OsStr::new("--version")], &input, &env, capture)
             }
+            None if c.key == "cp_bare_process" => match &o.bare_verify {
+                Some(bare) => exec::run_fd3(bare, &[], &input, &env, capture),
+                None => Err("no --bare-verify".into()),
+            },
             None => exec::run_fd3(Path::new("/bin/true"), &[], &input, &env, capture),
             Some(cfg) => exec::run_fd3(
                 &bin,
@@ -1687,6 +1704,13 @@ fn targets(r: &Results) -> String {
     let x2 = |v: f64| format!("{v:.2}");
     let sub = |a: Option<f64>, b: Option<f64>| Some(a? - b?);
     let div = |a: Option<f64>, b: Option<f64>| Some(a? / b?);
+    line(
+        "checkpassword overhead beyond a process that only verifies (correct − bare verification process)",
+        sub(m("cp_ok"), m("cp_bare_process")),
+        2.0,
+        " ms",
+        &ms2,
+    );
     line(
         "checkpassword overhead beyond one bare Argon2 (correct − warm verify)",
         sub(m("cp_ok"), m("argon_warm")),

@@ -782,6 +782,43 @@ mod tests {
     }
 
     #[test]
+    fn with_a_gate_the_crate_path_holds_no_pages_between_computations() {
+        use crate::hugemem::tests::resident_kib;
+        let dir = tempfile::tempdir().unwrap();
+        let settings = crate::gate::Settings {
+            max_concurrent: 1,
+            queue_timeout: std::time::Duration::from_millis(200),
+            path: dir.path().join("argon2-gate"),
+        };
+        let p2 = Params {
+            parallelism: 2,
+            ..FAST
+        };
+        let stored = Argon2Kdf::new()
+            .hash_new(p2, b"abcdefghijklmnopqrstuvwx")
+            .unwrap();
+        let start = |kdf: &mut Argon2Kdf| {
+            let m = kdf.crate_memory.as_mut().unwrap();
+            m.for_computation(0).as_ptr() as usize
+        };
+        // Without a gate the 1 MiB stays resident (warm) for the next computation...
+        let mut warm = Argon2Kdf::new();
+        assert!(warm.verify(&stored, b"abcdefghijklmnopqrstuvwx").unwrap());
+        let kib = resident_kib(start(&mut warm));
+        assert!(kib >= 1024, "{kib} KiB");
+        // ...with one, its pages go back to the kernel before the slot does.
+        let mut gated = Argon2Kdf::new();
+        gated.use_gate(&settings);
+        assert!(gated.is_gated(), "{:?}", gated.take_warning());
+        for _ in 0..2 {
+            assert!(gated.verify(&stored, b"abcdefghijklmnopqrstuvwx").unwrap());
+            let kib = resident_kib(start(&mut gated));
+            assert!(kib < 64, "{kib} KiB resident between computations");
+        }
+        crate::gate::remove(&settings.path).unwrap();
+    }
+
+    #[test]
     fn the_crate_path_wipes_its_memory_after_each_computation() {
         let p2 = Params {
             parallelism: 2,

@@ -146,7 +146,7 @@ impl Drop for HugeBlocks {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -165,7 +165,7 @@ mod tests {
     }
 
     /// Resident KiB of the mapping holding `addr`, from /proc/self/smaps.
-    fn resident_kib(addr: usize) -> usize {
+    pub(crate) fn resident_kib(addr: usize) -> usize {
         let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
         let mut in_vma = false;
         let mut total = 0;

@@ -329,7 +329,10 @@ impl Bouncer {
         check("pgbouncer -d", &out);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "pgbouncer did not listen");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "pgbouncer did not listen"
+            );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         Bouncer { dir, port }

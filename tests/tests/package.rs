@@ -490,7 +490,11 @@ fn login_through_dovecot(tmp: &Path, restore: &mut Restore, password: &str) {
     // The logins went through the host's Argon2 admission gate, which the checkpassword
     // backend (the dovecot user, group apppw) could make in /run/apppw.
     let gate = std::fs::read_to_string("/run/apppw/argon2-gate").unwrap_or_default();
-    assert!(gate.starts_with("apppw-argon2-gate 1 semid="), "gate file: {gate:?}\n{}", log_text());
+    assert!(
+        gate.starts_with("apppw-argon2-gate 1 semid="),
+        "gate file: {gate:?}\n{}",
+        log_text()
+    );
     assert!(
         !log_text().contains("admission gate"),
         "a problem with the gate:\n{}",

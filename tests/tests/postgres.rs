@@ -166,6 +166,24 @@ fn database_down_is_a_temporary_failure_and_recovers() {
     }
 }
 
+/// A long-lived PAM host with the `imap` stack of `env` (the caller keeps the service files).
+fn pam_host(env: &TestEnv) -> (Host, ServiceDir) {
+    let services = ServiceDir::new();
+    let apppw = apppw_line(&format!("config={}", env.config.display()));
+    let primary = primary_line(services.dir.path(), NORMAL);
+    services.add("imap", &[&apppw, &primary]);
+    (Host::start(&services), services)
+}
+
+/// apppw's sessions on the database of `url`, as PostgreSQL counts them.
+fn apppw_sessions(url: &str) -> String {
+    psql(
+        url,
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE application_name = 'apppw' AND datname = current_database()",
+    )
+}
+
 /// A long-lived PAM host (as Dovecot's auth worker) keeps one connection for all its logins,
 /// and a server restart costs no login: the closed connection is replaced at the next one.
 #[test]
@@ -178,18 +196,8 @@ fn a_long_lived_pam_host_keeps_one_connection_and_survives_a_restart() {
     let url = cluster.url(&cluster.create_database());
     let env = TestEnv::with_postgres(&url, "", "");
     let pw = env.create("alice", "phone", &[]);
-    let services = ServiceDir::new();
-    let apppw = apppw_line(&format!("config={}", env.config.display()));
-    let primary = primary_line(services.dir.path(), NORMAL);
-    services.add("imap", &[&apppw, &primary]);
-    let mut host = Host::start(&services);
-    let sessions = || {
-        psql(
-            &url,
-            "SELECT count(*) FROM pg_stat_activity \
-             WHERE application_name = 'apppw' AND datname = current_database()",
-        )
-    };
+    let (mut host, _services) = pam_host(&env);
+    let sessions = || apppw_sessions(&url);
 
     for round in 0..5 {
         let answer = host.login("imap", "alice", Some(OFF_IP), &pw);
@@ -227,18 +235,8 @@ fn an_idle_kept_connection_is_closed() {
     let url = cluster.url(&cluster.create_database());
     let env = TestEnv::with_postgres(&url, "database_idle_seconds = 1\n", "");
     let pw = env.create("alice", "phone", &[]);
-    let services = ServiceDir::new();
-    let apppw = apppw_line(&format!("config={}", env.config.display()));
-    let primary = primary_line(services.dir.path(), NORMAL);
-    services.add("imap", &[&apppw, &primary]);
-    let mut host = Host::start(&services);
-    let sessions = || {
-        psql(
-            &url,
-            "SELECT count(*) FROM pg_stat_activity \
-             WHERE application_name = 'apppw' AND datname = current_database()",
-        )
-    };
+    let (mut host, _services) = pam_host(&env);
+    let sessions = || apppw_sessions(&url);
     for round in 0..3 {
         let answer = host.login("imap", "alice", Some(OFF_IP), &pw);
         assert_eq!(answer.said, "accepted", "round {round}: {answer:?}");
@@ -278,15 +276,8 @@ fn works_behind_pgbouncer_in_transaction_mode() {
     );
     let pw = env.create("alice", "phone", &[]);
     let wrong = format!("{}zzzz zzzz zzzz zzzz zzzz", &pw[..5]);
-    let mut host = if pam_wrapper_available("works_behind_pgbouncer (PAM part)") {
-        let services = ServiceDir::new();
-        let apppw = apppw_line(&format!("config={}", env.config.display()));
-        let primary = primary_line(services.dir.path(), NORMAL);
-        services.add("imap", &[&apppw, &primary]);
-        Some((Host::start(&services), services))
-    } else {
-        None
-    };
+    let mut host =
+        pam_wrapper_available("works_behind_pgbouncer (PAM part)").then(|| pam_host(&env));
     // Several checkpassword processes at once, each with its own client connection.
     std::thread::scope(|s| {
         let runs: Vec<_> = (0..6)
@@ -304,7 +295,10 @@ fn works_behind_pgbouncer_in_transaction_mode() {
     }
     // Counters and the cool-down work through the pooler's transactions.
     for _ in 0..2 {
-        assert_eq!(checkpassword(&env, "alice", &wrong, "198.51.100.9").0, Some(1));
+        assert_eq!(
+            checkpassword(&env, "alice", &wrong, "198.51.100.9").0,
+            Some(1)
+        );
     }
     assert_eq!(checkpassword(&env, "alice", &pw, "198.51.100.9").0, Some(1));
     assert_eq!(checkpassword(&env, "alice", &pw, OFF_IP).0, Some(0));
