@@ -3,7 +3,9 @@
 # (see docs/PERFORMANCE.md). Run as root from anywhere in a checkout:
 #
 #   bench/run.sh [--n N] [--seconds S] [--clients 1,2,8,32] [--big-users 100000]
-#                [--only argon,lib,cp,pam,dovecot]
+#                [--only argon,lib,cp,pam,dovecot] [--plot FILE.svg]
+#
+# --plot FILE.svg also draws the throughput rows (logins/s against clients) with bench/plot.py.
 #
 # Builds the release binaries and the PAM harness, starts throwaway Dovecot instances (loopback,
 # no mail listeners) and a throwaway PostgreSQL cluster (scripts/pg-cluster.sh: loopback TCP and
@@ -22,6 +24,22 @@ fi
 for tool in cargo gcc dovecot doveadm useradd userdel chpasswd; do
   command -v "$tool" >/dev/null || { echo "run.sh: $tool is required (scripts/setup.sh)" >&2; exit 1; }
 done
+
+# --plot is ours; everything else goes to apppw-bench.
+PLOT=""
+ARGS=()
+while (($#)); do
+  case "$1" in
+    --plot) PLOT="$2"; shift 2 ;;
+    --plot=*) PLOT="${1#--plot=}"; shift ;;
+    *) ARGS+=("$1"); shift ;;
+  esac
+done
+set -- "${ARGS[@]}"
+if [ -n "$PLOT" ]; then
+  command -v python3 >/dev/null || { echo "run.sh: --plot needs python3" >&2; exit 1; }
+  PLOT=$(realpath -m "$PLOT")
+fi
 
 WORK=$(mktemp -d /tmp/apppw-bench.XXXXXX)
 chmod 755 "$WORK"          # Dovecot's unprivileged auth process reads the instance files
@@ -44,6 +62,12 @@ cleanup() {
     for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill "$pid" 2>/dev/null || true
   done
+  # Argon2 admission gates of the run's configs: System V semaphore sets outlive their
+  # processes (apppw-bench removes them itself unless it was killed).
+  find "$WORK" -name argon2-gate -type f 2>/dev/null | while read -r gate; do
+    id=$(sed -n 's/.* semid=\([0-9]*\)$/\1/p' "$gate")
+    [ -n "$id" ] && ipcrm -s "$id" 2>/dev/null || true
+  done
   if [ -n "$UNIX_USER_CREATED" ]; then
     userdel "$UNIX_USER" >/dev/null 2>&1 || true
   fi
@@ -63,6 +87,7 @@ echo "run.sh: building (release)" >&2
 cargo build --release --quiet -p apppw -p apppw-checkpassword -p pam_apppw -p apppw-bench >&2
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 gcc -O2 -Wall -Wextra -o "$WORK/pam_bench" "$ROOT/bench/pam_bench.c" -lpam
+gcc -O2 -Wall -Wextra -o "$WORK/bare_verify" "$ROOT/bench/bare_verify.c" -lsodium
 
 PAM_ARGS=()
 if id "$UNIX_USER" >/dev/null 2>&1; then
@@ -124,7 +149,14 @@ cat <<INFO
 INFO
 
 "$BIN/apppw-bench" --bin-dir "$BIN" --work "$WORK" --pam-harness "$WORK/pam_bench" \
-  "${PAM_ARGS[@]}" "${PG_ARGS[@]}" "$@"
+  --bare-verify "$WORK/bare_verify" \
+  --csv "$WORK/throughput.csv" "${PAM_ARGS[@]}" "${PG_ARGS[@]}" "$@"
+if [ -n "$PLOT" ] && [ -s "$WORK/throughput.csv" ]; then
+  python3 "$ROOT/bench/plot.py" "$WORK/throughput.csv" "$PLOT" \
+    "Logins/s through a Dovecot auth socket, $(nproc) cores"
+  cp "$WORK/throughput.csv" "${PLOT%.svg}.csv"
+  echo "run.sh: wrote $PLOT" >&2
+fi
 
 echo
 echo "Load average at end: $(cut -d' ' -f1-3 /proc/loadavg); CPU / IO pressure (PSI some avg60): $(psi cpu) / $(psi io)"

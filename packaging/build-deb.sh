@@ -57,7 +57,7 @@ release="${APPPW_BIN_DIR:-$target/release}"
 if ((build)); then
   "$cargo" build --release --workspace --locked
 fi
-for f in apppw apppw-checkpassword libpam_apppw.so apppw-manpages; do
+for f in apppw apppw-checkpassword apppw-checkpassword-tls libpam_apppw.so apppw-manpages; do
   [ -f "$release/$f" ] || die "$release/$f is missing: run cargo build --release --workspace"
 done
 
@@ -70,7 +70,7 @@ pamdir="$pkg/usr/lib/$multiarch/security"
 bash_completions="$pkg/usr/share/bash-completion/completions"
 zsh_completions="$pkg/usr/share/zsh/vendor-completions"
 fish_completions="$pkg/usr/share/fish/vendor_completions.d"
-install -d -m 0755 "$pkg/DEBIAN" "$pkg/usr/bin" "$pkg/usr/lib/apppw" "$pamdir" \
+install -d -m 0755 "$pkg/DEBIAN" "$pkg/usr/bin" "$pkg/usr/lib/apppw" "$pamdir" "$pkg/usr/lib/tmpfiles.d" \
   "$pkg/usr/share/man/man1" "$pkg/usr/share/man/man5" "$pkg/usr/share/man/man8" "$doc/examples" \
   "$pkg/usr/share/lintian/overrides" "$bash_completions" "$zsh_completions" "$fish_completions"
 # Group and setgid bits need the apppw group, which only exists once postinst has run.
@@ -79,9 +79,13 @@ install -d -m 0750 "$pkg/var/lib/apppw"
 
 install -m 0755 "$release/apppw" "$pkg/usr/bin/apppw"
 install -m 0755 "$release/apppw-checkpassword" "$pkg/usr/lib/apppw/apppw-checkpassword"
+# What apppw-checkpassword runs in its place when the database needs TLS (OpenSSL).
+install -m 0755 "$release/apppw-checkpassword-tls" "$pkg/usr/lib/apppw/apppw-checkpassword-tls"
 install -m 0644 "$release/libpam_apppw.so" "$pamdir/pam_apppw.so"
 strip --strip-unneeded --remove-section=.comment --remove-section=.note \
-  "$pkg/usr/bin/apppw" "$pkg/usr/lib/apppw/apppw-checkpassword" "$pamdir/pam_apppw.so"
+  "$pkg/usr/bin/apppw" "$pkg/usr/lib/apppw/apppw-checkpassword" \
+  "$pkg/usr/lib/apppw/apppw-checkpassword-tls" "$pamdir/pam_apppw.so"
+install -m 0644 "$here/deb/tmpfiles.conf" "$pkg/usr/lib/tmpfiles.d/apppw.conf"
 
 install -m 0640 "$here/examples/apppw.toml" "$pkg/etc/apppw/apppw.toml"
 
@@ -119,7 +123,8 @@ if command -v dpkg-shlibdeps >/dev/null; then
   mkdir -p "$stage/src/debian"
   printf 'Source: apppw\n\nPackage: apppw\nArchitecture: any\n' >"$stage/src/debian/control"
   shlibs="$(cd "$stage/src" && dpkg-shlibdeps -O \
-    "$pkg/usr/bin/apppw" "$pkg/usr/lib/apppw/apppw-checkpassword" "$pamdir/pam_apppw.so" \
+    "$pkg/usr/bin/apppw" "$pkg/usr/lib/apppw/apppw-checkpassword" \
+    "$pkg/usr/lib/apppw/apppw-checkpassword-tls" "$pamdir/pam_apppw.so" \
     2>/dev/null | sed -n 's/^shlibs:Depends=//p')" || shlibs=""
 fi
 [ -n "$shlibs" ] || shlibs="libc6 (>= 2.34), libgcc-s1 (>= 4.2), libpam0g (>= 0.99.7.1), libsodium23 (>= 1.0.18), libssl3 (>= 3.0.0)"

@@ -13,6 +13,7 @@ PACKAGES=(
   dpkg-dev lintian man-db fail2ban          # building and checking the .deb, man pages, filter
   sqlite3 python3 ca-certificates
   postgresql                                # the shared store for several mail servers
+  pgbouncer                                 # apppw behind a transaction-pooling PgBouncer
   chromium chromium-driver                  # the self-service page in a real browser
   debootstrap                               # the Debian 13 root with Dovecot 2.4 (trixie-root.sh)
   systemd curl                              # apppw-web package test: socket activation, unit rating
@@ -37,7 +38,7 @@ if ((${#missing[@]})); then
 fi
 # The packaged Dovecot may have been started by its postinst; it would hold ports 143/993.
 # (Tests start their own PostgreSQL clusters; the packaged one is not used.)
-for svc in dovecot postfix postgresql; do
+for svc in dovecot postfix postgresql pgbouncer; do
   if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
     systemctl stop "$svc" || true
   fi

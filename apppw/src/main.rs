@@ -77,6 +77,7 @@ impl Failure {
 }
 
 fn main() -> ExitCode {
+    apppw::store::enable_postgres_tls();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -761,7 +762,7 @@ fn verify_stdin(
     let verdict = verify(
         config,
         &mut LazyStore::new(&config.database),
-        &mut Argon2Kdf::new(),
+        &mut Argon2Kdf::for_config(config),
         &req,
         Record::DryRun,
     );
@@ -776,7 +777,9 @@ fn verify_stdin(
             why.code()
         ),
         Decision::Refused(_) => String::new(),
-        Decision::Unavailable(why) | Decision::ConfigError(why) => why.clone(),
+        Decision::Unavailable(why) | Decision::ConfigError(why) | Decision::Busy(why) => {
+            why.clone()
+        }
         Decision::PassedOn { because, .. } => format!(
             "{}: passed on, the normal password would be checked next",
             match because {

@@ -150,7 +150,11 @@ pub fn once(which: &str, stored: Option<&str>) -> Res<()> {
             out
         }
         "crate-heap" => with_crate(&mut vec![argon2::Block::new(); block_count()?], SALT)?,
-        "apppw" => {
+        "apppw" | "apppw-one" => {
+            if which == "apppw-one" {
+                // As apppw-checkpassword does.
+                apppw::hash::self_test_for_one_attempt();
+            }
             apppw::hash::self_test()?;
             let self_test = ms_since(t);
             let stored = stored.ok_or("--argon-once apppw needs the stored hash")?;
@@ -223,8 +227,32 @@ fn fresh_processes(
 }
 
 /// Section 4.
-pub fn section(n: usize, seconds: f64, clients: &[usize], r: &mut Results) -> Res<()> {
+pub fn section(
+    n: usize,
+    seconds: f64,
+    clients: &[usize],
+    work: &std::path::Path,
+    r: &mut Results,
+) -> Res<()> {
     progress("Argon2id candidates");
+    // apppw's KDF through an admission gate of its own (uncontended here): what the gate's
+    // semaphore operations cost, and the crate path giving its pages back after each use.
+    let gate_dir = work.join("argon-gate");
+    std::fs::create_dir_all(&gate_dir)?;
+    let gate = apppw::gate::Settings {
+        path: gate_dir.join("argon2-gate"),
+        ..apppw::gate::Settings::default()
+    };
+    if let Ok(mut gates) = crate::setup::GATES.lock() {
+        gates.push(gate.path.clone());
+    }
+    let mut kdf_gated = Argon2Kdf::new();
+    kdf_gated.use_gate(&gate);
+    let mut kdf20_gated = Argon2Kdf::new();
+    kdf20_gated.use_gate(&gate);
+    if !(kdf_gated.is_gated() && kdf20_gated.is_gated()) {
+        return Err(format!("cannot open a gate in {}", gate_dir.display()).into());
+    }
     let expect = libsodium(SALT)?;
     let stored = stored_hash(SALT)?;
     let stored20 = stored_hash(SALT20)?;
@@ -238,7 +266,9 @@ pub fn section(n: usize, seconds: f64, clients: &[usize], r: &mut Results) -> Re
     let names = [
         "libsodium",
         "apppw",
+        "apppw-gated",
         "apppw-crate",
+        "apppw-crate-gated",
         "crate-warm",
         "wipe",
         "sodium-mem",
@@ -261,6 +291,16 @@ pub fn section(n: usize, seconds: f64, clients: &[usize], r: &mut Results) -> Re
         if !ok {
             return Err("apppw: verification failed".into());
         }
+        // The same through an admission gate (right after, so that both find the memory the
+        // same way).
+        let s = Clock::start();
+        let ok = kdf_gated
+            .verify(&stored, PASSWORD)
+            .map_err(|e| e.to_string())?;
+        row.push(s.stop());
+        if !ok {
+            return Err("apppw (gated): verification failed".into());
+        }
         // apppw's crate path (20-byte salt): warm memory, wiped after.
         let s = Clock::start();
         let ok = kdf20
@@ -269,6 +309,15 @@ pub fn section(n: usize, seconds: f64, clients: &[usize], r: &mut Results) -> Re
         row.push(s.stop());
         if !ok {
             return Err("apppw (crate path): verification failed".into());
+        }
+        // The crate path through the gate: its pages given back after each computation.
+        let s = Clock::start();
+        let ok = kdf20_gated
+            .verify(&stored20, PASSWORD)
+            .map_err(|e| e.to_string())?;
+        row.push(s.stop());
+        if !ok {
+            return Err("apppw (crate path, gated): verification failed".into());
         }
         // The crate on warm huge-page memory, no wipe; then the wipe alone.
         let s = Clock::start();
@@ -304,7 +353,7 @@ pub fn section(n: usize, seconds: f64, clients: &[usize], r: &mut Results) -> Re
     drop(warm);
     drop(kdf20);
     let sodium = apppw::sodium::version();
-    let rows: [(&'static str, String, &str); 8] = [
+    let rows: [(&'static str, String, &str); 10] = [
         (
             "argon_sodium",
             format!("libsodium {sodium} `crypto_pwhash_argon2id`, warm process"),
@@ -316,9 +365,20 @@ pub fn section(n: usize, seconds: f64, clients: &[usize], r: &mut Results) -> Re
             "PHC parse + libsodium + compare: the physical limit per attempt",
         ),
         (
+            "argon_gated",
+            "apppw `Argon2Kdf::verify`, p=1 hash (libsodium), through an admission gate".into(),
+            "one free slot taken and given back (semtimedop) around the computation",
+        ),
+        (
             "argon_apppw_crate",
             "apppw `Argon2Kdf::verify`, 20-byte-salt hash (argon2 crate), warm".into(),
             "warm huge-page memory, wiped after each verification",
+        ),
+        (
+            "argon_apppw_crate_gated",
+            "apppw `Argon2Kdf::verify`, 20-byte-salt hash (argon2 crate), through an admission gate"
+                .into(),
+            "pages given back to the kernel after each computation (MADV_DONTNEED), faulted in again",
         ),
         (
             "argon_crate_warm",
@@ -358,12 +418,20 @@ pub fn section(n: usize, seconds: f64, clients: &[usize], r: &mut Results) -> Re
     // The same rows in CPU time of the measuring thread (user + system, so libsodium's page
     // faults count): on a machine shared with other work, wall time also counts the time the
     // thread waited for a core.
-    let cpu_rows: [(&'static str, &str); 8] = [
+    let cpu_rows: [(&'static str, &str); 10] = [
         ("cpu_sodium", "libsodium, warm process"),
         ("cpu_warm", "apppw `Argon2Kdf::verify`, libsodium path"),
         (
+            "cpu_gated",
+            "apppw `Argon2Kdf::verify`, libsodium path, through a gate",
+        ),
+        (
             "cpu_apppw_crate",
             "apppw `Argon2Kdf::verify`, argon2 crate path (wiped)",
+        ),
+        (
+            "cpu_apppw_crate_gated",
+            "apppw `Argon2Kdf::verify`, argon2 crate path, through a gate (pages released)",
         ),
         (
             "cpu_crate_warm",
@@ -439,13 +507,21 @@ pub fn section(n: usize, seconds: f64, clients: &[usize], r: &mut Results) -> Re
         "argon_selftest",
         "apppw self-test (RFC 9106 vector + m=19456,t=2,p=1 vector), fresh process",
         &first(apppw_runs.clone(), 0),
-        "once per process, at the first Argon2 use",
+        "once per long-lived process (auth worker, web page, CLI), at the first Argon2 use",
+    );
+    let one_runs = fresh_processes("apppw-one", Some(&stored), procs, &expect)?;
+    r.add(
+        "4",
+        "argon_selftest_one",
+        "apppw self-test, one-attempt profile (RFC 9106 vector + m=1024,t=2,p=1 vector), fresh process",
+        &first(one_runs.clone(), 0),
+        "what apppw-checkpassword checks; includes sodium_init",
     );
     r.add(
         "4",
         "argon_fresh",
-        "apppw `Argon2Kdf::verify` after the self-test, fresh process",
-        &first(apppw_runs, 1),
+        "apppw `Argon2Kdf::verify` after the one-attempt self-test, fresh process",
+        &first(one_runs, 1),
         "libsodium; what one checkpassword attempt pays besides the self-test",
     );
     for (which, key, what, note) in [

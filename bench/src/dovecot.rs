@@ -61,6 +61,13 @@ impl Instance {
         Ok(inst)
     }
 
+    /// The master process's pid.
+    pub fn master_pid(&self) -> Option<i32> {
+        std::fs::read_to_string(&self.pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+    }
+
     /// `doveadm auth test` wall time and exit status.
     pub fn doveadm_test(&self, user: &str, password: &str, rip: &str) -> Res<(i32, f64)> {
         crate::exec::time_command(

@@ -20,6 +20,7 @@
 mod argon;
 mod dovecot;
 mod exec;
+mod load;
 mod mem;
 mod pam;
 mod setup;
@@ -34,7 +35,7 @@ use stats::{Results, ThroughputRow};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -62,6 +63,9 @@ struct Opts {
     /// The compiled `pam_bench` harness (PAM rows are skipped without it).
     #[arg(long)]
     pam_harness: Option<PathBuf>,
+    /// The compiled `bare_verify` (bench/bare_verify.c): one libsodium Argon2id in a process.
+    #[arg(long)]
+    bare_verify: Option<PathBuf>,
     /// Throwaway system user for the pam_unix row.
     #[arg(long)]
     unix_user: Option<String>,
@@ -80,6 +84,9 @@ struct Opts {
     /// Why there are no PostgreSQL rows (printed in their place).
     #[arg(long)]
     pg_skip: Option<String>,
+    /// Also write the throughput rows to this CSV file (for `bench/plot.py`).
+    #[arg(long)]
+    csv: Option<PathBuf>,
     /// Sections to run: argon, lib, cp, pam, dovecot.
     #[arg(
         long,
@@ -96,6 +103,7 @@ impl Opts {
 }
 
 fn main() -> ExitCode {
+    apppw::store::enable_postgres_tls();
     // `--argon-once IMPL [STORED]`: one Argon2 computation in a fresh process (section 4).
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--argon-once") {
@@ -109,7 +117,9 @@ fn main() -> ExitCode {
         };
     }
     let opts = Opts::parse();
-    match run(&opts) {
+    let result = run(&opts);
+    setup::remove_gates();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("apppw-bench: {e}");
@@ -167,7 +177,7 @@ fn run(o: &Opts) -> Res<()> {
 
     let mut r = Results::default();
     if o.wants("argon") {
-        argon::section(n, o.seconds, &o.clients, &mut r)?;
+        argon::section(n, o.seconds, &o.clients, &o.work, &mut r)?;
         for bin in ["libpam_apppw.so", "apppw-checkpassword"] {
             let verdict = match argon::links_libsodium(&o.bin_dir.join(bin)) {
                 Some(true) => "links libsodium dynamically (ldd)",
@@ -215,6 +225,13 @@ fn run(o: &Opts) -> Res<()> {
     println!("{}", r.latency_table());
     println!("## Concurrent logins through a Dovecot auth socket\n");
     println!("{}", r.throughput_table());
+    if !r.memory.is_empty() {
+        println!("## Auth worker memory during the passdb pam rows\n");
+        println!("{}", load::memory_table(&r.memory));
+    }
+    if let Some(path) = &o.csv {
+        write_csv(path, &r)?;
+    }
     for note in &r.notes {
         println!("Note: {note}\n");
     }
@@ -693,6 +710,24 @@ fn checkpassword(o: &Opts, n: usize, dbs: &Dbs, pg: Option<&PgDb>, r: &mut Resul
             password: b"x".to_vec(),
             expect: 0,
         },
+        CpCase {
+            key: "cp_bare_process",
+            section: "1",
+            what: "a process that only verifies: libsodium Argon2id of fd 3's input, then exit (bench/bare_verify.c)",
+            config: None,
+            user: "alice",
+            password: b"x".to_vec(),
+            expect: 0,
+        },
+        CpCase {
+            key: "cp_startup",
+            section: "1",
+            what: "checkpassword: start-up and exit only (`--version`)",
+            config: None,
+            user: "alice",
+            password: b"x".to_vec(),
+            expect: 0,
+        },
         case(
             "cp_ok",
             "1",
@@ -786,6 +821,7 @@ fn checkpassword(o: &Opts, n: usize, dbs: &Dbs, pg: Option<&PgDb>, r: &mut Resul
     ];
     // The same attempts with the store on PostgreSQL, next to the SQLite rows (section 1).
     let mut cases = cases;
+    cases.retain(|c| c.key != "cp_bare_process" || o.bare_verify.is_some());
     if let Some(pg) = pg {
         let at = cases
             .iter()
@@ -857,6 +893,13 @@ fn checkpassword(o: &Opts, n: usize, dbs: &Dbs, pg: Option<&PgDb>, r: &mut Resul
     let attempt = |c: &CpCase, capture: bool| -> Res<exec::Run> {
         let input = exec::fd3_input(c.user, &c.password);
         match c.config {
+            None if c.key == "cp_startup" => {
+                exec::run_fd3(&bin, &[OsStr::new("--version")], &input, &env, capture)
+            }
+            None if c.key == "cp_bare_process" => match &o.bare_verify {
+                Some(bare) => exec::run_fd3(bare, &[], &input, &env, capture),
+                None => Err("no --bare-verify".into()),
+            },
             None => exec::run_fd3(Path::new("/bin/true"), &[], &input, &env, capture),
             Some(cfg) => exec::run_fd3(
                 &bin,
@@ -1318,7 +1361,115 @@ fn dovecot_rows(o: &Opts, n: usize, one: &Db, r: &mut Results) -> Res<()> {
     drop(holder);
     note_log_problems(&inst, "checkpassword", r);
     drop(inst);
+    hammer_rows(o, n, Passdb::Checkpassword, r)?;
     dovecot_pam_rows(o, n, &levels, r)
+}
+
+/// Throughput rows of a `passdb pam` instance, each level with the auth workers' memory.
+fn pam_throughput_with_memory(
+    inst: &dovecot::Instance,
+    users: &[(String, String)],
+    levels: &[usize],
+    seconds: f64,
+    (name, what): (&str, &'static str),
+    gate: Option<u32>,
+    r: &mut Results,
+) -> Res<()> {
+    let master = inst.master_pid().ok_or("no Dovecot master pid")?;
+    for &c in levels {
+        let sampler = load::MemorySampler::start(master);
+        throughput_rows(inst, users, &[c], seconds, name, what, r)?;
+        if let Some(usage) = sampler.finish() {
+            r.memory.push(load::MemoryRow {
+                what,
+                clients: c,
+                gate,
+                usage,
+            });
+        }
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Passdb {
+    Pam,
+    Checkpassword,
+}
+
+/// Clients hammering wrong passwords for the real user from one address.
+const HAMMER_CLIENTS: usize = 32;
+
+/// A real user's login latency, idle and while [`HAMMER_CLIENTS`] clients hammer wrong app
+/// passwords for that user from one address, with the cool-down on (`[lockout]` defaults:
+/// ten failures per user and address): its own Dovecot instance and config.
+fn hammer_rows(o: &Opts, n: usize, passdb: Passdb, r: &mut Results) -> Res<()> {
+    let (name, keys, what) = match passdb {
+        Passdb::Pam => (
+            "pam",
+            ("dc_pam_idle", "dc_pam_hammer"),
+            "Dovecot passdb pam + pam_apppw.so",
+        ),
+        Passdb::Checkpassword => (
+            "checkpassword",
+            ("dc_cp_idle", "dc_cp_hammer"),
+            "Dovecot checkpassword + apppw-checkpassword",
+        ),
+    };
+    progress(&format!(
+        "Dovecot {name}: a real user's logins while {HAMMER_CLIENTS} clients hammer"
+    ));
+    let dir = o.work.join(format!("dovecot-{name}-hammer"));
+    let dbdir = dir.join("db");
+    std::fs::create_dir_all(&dbdir)?;
+    let config = dir.join("apppw.toml");
+    // No [lockout] section: the defaults, cool-down on.
+    setup::write_config(&config, &dbdir.join("apppw.db"), false)?;
+    let password = setup::create(&o.bin_dir.join("apppw"), &config, "alice", "phone")?;
+    let wrong = setup::wrong_same_tag(&password);
+    let mut _pam_guard = None;
+    let passdb_text = match passdb {
+        Passdb::Pam => {
+            let service = format!("apppw-bench-hammer-{}", std::process::id());
+            let pam_file = Path::new("/etc/pam.d").join(&service);
+            std::fs::write(
+                &pam_file,
+                format!(
+                    "auth [success=done ignore=ignore default=die] {} config={}\n\
+                     auth required pam_deny.so\naccount required pam_permit.so\n",
+                    o.bin_dir.join("libpam_apppw.so").display(),
+                    config.display()
+                ),
+            )?;
+            _pam_guard = Some(SystemPamService(pam_file));
+            format!("passdb {{\n  driver = pam\n  args = {service}\n}}")
+        }
+        Passdb::Checkpassword => {
+            let cp = dir.join("apppw-checkpassword");
+            std::fs::copy(o.bin_dir.join("apppw-checkpassword"), &cp)?;
+            setup::chown_to(&dbdir, "dovecot")?;
+            format!(
+                "passdb {{\n  driver = checkpassword\n  args = {} --config {}\n}}",
+                cp.display(),
+                config.display()
+            )
+        }
+    };
+    // No failure delay: the hammering clients send as fast as they get answers.
+    let inst = dovecot::Instance::start(&dir, &format!("auth_failure_delay = 0\n{passdb_text}"))?;
+    let h = load::hammer(
+        &inst,
+        "alice",
+        &password,
+        "alice",
+        &wrong,
+        HAMMER_CLIENTS,
+        n,
+        Duration::from_secs(2),
+    )?;
+    load::add_hammer_rows(r, keys, what, HAMMER_CLIENTS, &h);
+    note_log_problems(&inst, &format!("{name} hammer"), r);
+    Ok(())
 }
 
 /// A database in `dir/db` with its config `dir/apppw.toml`, and one user with an app password
@@ -1451,17 +1602,33 @@ fn dovecot_pam_rows(o: &Opts, n: usize, levels: &[usize], r: &mut Results) -> Re
         &t,
         "correct app password; the module stays loaded in the auth worker",
     );
-    throughput_rows(
+    let gate = apppw::gate::online_cpus();
+    pam_throughput_with_memory(
         &inst,
         &users,
         levels,
         o.seconds,
-        "passdb pam",
-        "passdb pam + pam_apppw.so",
+        ("passdb pam", "passdb pam + pam_apppw.so"),
+        Some(gate),
+        r,
+    )?;
+    // The same without the admission gate: every auth worker computes at once.
+    setup::without_gate(&config)?;
+    pam_throughput_with_memory(
+        &inst,
+        &users,
+        levels,
+        o.seconds,
+        (
+            "passdb pam, no gate",
+            "passdb pam + pam_apppw.so, no gate (max_concurrent = 0)",
+        ),
+        None,
         r,
     )?;
     note_log_problems(&inst, "passdb pam", r);
     drop(inst);
+    hammer_rows(o, n, Passdb::Pam, r)?;
 
     // The same Dovecot set-up with `pam_permit.so` alone: what Dovecot and libpam cost per
     // login without apppw (and without Argon2).
@@ -1575,6 +1742,28 @@ fn pg_comparison(r: &Results) -> String {
     out
 }
 
+/// The throughput rows as CSV (`what,clients,logins_per_second,median_ms,p90_ms`), plus the
+/// ideal `cores × 1/(warm verify)` as the row `ideal`.
+fn write_csv(path: &Path, r: &Results) -> Res<()> {
+    let mut out = String::from("what,clients,logins_per_second,median_ms,p90_ms\n");
+    for t in &r.throughput {
+        let (m, p) = t.latency.map_or((String::new(), String::new()), |s| {
+            (s.median.to_string(), s.p90.to_string())
+        });
+        out.push_str(&format!(
+            "\"{}\",{},{},{m},{p}\n",
+            t.what.replace('"', "'"),
+            t.clients,
+            t.per_second
+        ));
+    }
+    if let (Some(c), Some(w)) = (r.values.get("cores"), r.median("argon_warm")) {
+        out.push_str(&format!("\"ideal\",0,{},,\n", c * 1000.0 / w));
+    }
+    std::fs::write(path, out)?;
+    Ok(())
+}
+
 /// The targets, with the measured values.
 fn targets(r: &Results) -> String {
     let m = |k| r.median(k);
@@ -1598,6 +1787,13 @@ fn targets(r: &Results) -> String {
     let sub = |a: Option<f64>, b: Option<f64>| Some(a? - b?);
     let div = |a: Option<f64>, b: Option<f64>| Some(a? / b?);
     line(
+        "checkpassword overhead beyond a process that only verifies (correct − bare verification process)",
+        sub(m("cp_ok"), m("cp_bare_process")),
+        2.0,
+        " ms",
+        &ms2,
+    );
+    line(
         "checkpassword overhead beyond one bare Argon2 (correct − warm verify)",
         sub(m("cp_ok"), m("argon_warm")),
         2.0,
@@ -1612,8 +1808,8 @@ fn targets(r: &Results) -> String {
         &ms2,
     );
     line(
-        "checkpassword overhead beyond its self-test and one Argon2 (correct − fresh-process self-test − fresh-process verify)",
-        sub(sub(m("cp_ok"), m("argon_selftest")), m("argon_fresh")),
+        "checkpassword overhead beyond its self-test and one Argon2 (correct − fresh-process one-attempt self-test − fresh-process verify)",
+        sub(sub(m("cp_ok"), m("argon_selftest_one")), m("argon_fresh")),
         2.0,
         " ms",
         &ms2,
@@ -1771,22 +1967,88 @@ fn targets(r: &Results) -> String {
         _ => None,
     };
     let measured_bare = r.values.get("argon_parallel_rate").copied();
-    for t in r.throughput.iter().filter(|t| {
-        (t.what.starts_with("checkpassword") || t.what.starts_with("passdb pam")) && t.clients >= 2
-    }) {
-        let (val, met) = match ideal {
-            Some(d) => {
-                let v = t.per_second / d;
-                (
-                    format!("{:.0}% ({:.1}/s of {d:.1}/s)", v * 100.0, t.per_second),
-                    if v >= 0.9 { "yes" } else { "**no**" },
-                )
-            }
+    let mut at_least = |what: String, v: Option<f64>, limit: f64, shown: String| {
+        let (val, met) = match v {
+            Some(v) => (
+                format!("{:.0}% ({shown})", v * 100.0),
+                if v >= limit { "yes" } else { "**no**" },
+            ),
             None => ("–".into(), "not measured"),
         };
         out.push_str(&format!(
-            "| throughput, {}, {} concurrent clients, vs cores × 1/(warm verify) | {val} | ≥ 90% | {met} |\n",
-            t.what, t.clients
+            "| {what} | {val} | ≥ {:.0}% | {met} |\n",
+            limit * 100.0
+        ));
+    };
+    for (what, limit) in [
+        ("passdb pam + pam_apppw.so", 0.9),
+        ("checkpassword + apppw-checkpassword", 0.8),
+    ] {
+        let two = rate(what, 2);
+        at_least(
+            format!("throughput, {what}, 2 concurrent clients, vs cores × 1/(warm verify)"),
+            div(two, ideal),
+            limit,
+            format!(
+                "{:.1}/s of {:.1}/s",
+                two.unwrap_or(0.0),
+                ideal.unwrap_or(0.0)
+            ),
+        );
+    }
+    for what in [
+        "passdb pam + pam_apppw.so",
+        "checkpassword + apppw-checkpassword",
+        "passdb pam + pam_apppw.so, no gate (max_concurrent = 0)",
+    ] {
+        for clients in [8, 32] {
+            let (many, two) = (rate(what, clients), rate(what, 2));
+            at_least(
+                format!("throughput, {what}, {clients} concurrent clients vs 2"),
+                div(many, two),
+                0.9,
+                format!(
+                    "{:.1}/s vs {:.1}/s",
+                    many.unwrap_or(0.0),
+                    two.unwrap_or(0.0)
+                ),
+            );
+        }
+    }
+    for (what, idle, hammered) in [
+        ("passdb pam + pam_apppw.so", "dc_pam_idle", "dc_pam_hammer"),
+        (
+            "checkpassword + apppw-checkpassword",
+            "dc_cp_idle",
+            "dc_cp_hammer",
+        ),
+    ] {
+        let p90 = |k: &str| r.by_key.get(k).map(|s| s.p90);
+        let v = div(p90(hammered), p90(idle));
+        let (val, met) = match v {
+            Some(v) => (
+                format!(
+                    "{v:.2}× ({:.1} ms vs {:.1} ms)",
+                    p90(hammered).unwrap_or(0.0),
+                    p90(idle).unwrap_or(0.0)
+                ),
+                if v <= 2.0 { "yes" } else { "**no**" },
+            ),
+            None => ("–".into(), "not measured"),
+        };
+        out.push_str(&format!(
+            "| p90 of a real user's login while {HAMMER_CLIENTS} clients hammer wrong app passwords from one address (cool-down on) / idle p90, {what} | {val} | ≤ 2.00× | {met} |\n"
+        ));
+    }
+    for m in r.memory.iter().filter(|m| m.gate.is_some()) {
+        let limit = m.gate.unwrap_or(0) as usize + 1;
+        let v = m.usage.buffers;
+        out.push_str(&format!(
+            "| Argon2 memory in the auth workers at once, {}, {} clients ({} workers) | {v} × 19 MiB | ≤ {limit} × 19 MiB | {} |\n",
+            m.what,
+            m.clients,
+            m.usage.workers,
+            if v <= limit { "yes" } else { "**no**" }
         ));
     }
     if let Some(b) = measured_bare {

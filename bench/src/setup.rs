@@ -30,19 +30,76 @@ pub fn write_config(config: &Path, db: &Path, lockout: bool) -> Res<()> {
 }
 
 /// [`write_config`] with `database` as written in the config (a file or a PostgreSQL URL).
+/// The Argon2 admission gate is on with its defaults (one slot per CPU), its file in
+/// [`gate_dir`] next to the config.
 pub fn write_config_for(config: &Path, database: &str, lockout: bool) -> Res<()> {
     let p = Params::default();
+    let gate = gate_dir(config)?.join("argon2-gate");
     let mut text = format!(
         "database = \"{database}\"\n\n[network]\ncampus = [\"{CAMPUS}\"]\nexcept = [\"192.0.2.128/25\"]\n\n\
-         [argon2]\nmemory_kib = {}\niterations = {}\nparallelism = {}\n",
-        p.memory_kib, p.iterations, p.parallelism
+         [argon2]\nmemory_kib = {}\niterations = {}\nparallelism = {}\ngate_file = \"{}\"\n",
+        p.memory_kib,
+        p.iterations,
+        p.parallelism,
+        gate.display()
     );
+    if let Ok(mut gates) = GATES.lock() {
+        gates.push(gate);
+    }
     if lockout {
         text.push_str(
             "\n[lockout]\nmax_failures_per_client = 1000000\nmax_failures_per_user = 1000000\n",
         );
     }
     std::fs::write(config, text)?;
+    Ok(())
+}
+
+/// Every gate file a config of this run names (removed at the end: System V semaphores
+/// outlive processes).
+pub static GATES: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Removes the run's gates.
+pub fn remove_gates() {
+    if let Ok(gates) = GATES.lock() {
+        for g in gates.iter() {
+            let _ = apppw::gate::remove(g);
+        }
+    }
+}
+
+/// `dir/gate` next to `config`, made as the package makes `/run/apppw`: root and the group of
+/// Dovecot's auth process (which runs checkpassword), mode 2770.
+pub fn gate_dir(config: &Path) -> Res<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = config.parent().unwrap_or(Path::new("/")).join("gate");
+    std::fs::create_dir_all(&dir)?;
+    let st = Command::new("chown")
+        .arg("root:dovecot")
+        .arg(&dir)
+        .status()?;
+    if !st.success() {
+        return Err(format!("chown root:dovecot {} failed", dir.display()).into());
+    }
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o2770))?;
+    Ok(dir)
+}
+
+/// Rewrites `config` so that its processes run Argon2 without the admission gate.
+pub fn without_gate(config: &Path) -> Res<()> {
+    let text = std::fs::read_to_string(config)?;
+    let out: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("gate_file = ") {
+                "max_concurrent = 0".to_owned()
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(config, out + "\n")?;
     Ok(())
 }
 

@@ -58,6 +58,7 @@ pub struct Results {
     pub throughput: Vec<ThroughputRow>,
     pub values: BTreeMap<&'static str, f64>,
     pub notes: Vec<String>,
+    pub memory: Vec<crate::load::MemoryRow>,
 }
 
 /// One concurrency level.

@@ -114,7 +114,7 @@ pub fn authenticate(
     let verdict = verify::verify(
         config,
         &mut LazyStore::new(&config.database),
-        &mut Argon2Kdf::new(),
+        &mut Argon2Kdf::for_config(config),
         &req,
         Record::LastUse,
     );
@@ -147,7 +147,7 @@ pub fn authenticate(
             audit.log(result, reason, None, None);
             Outcome::Exit(Exit::Refused, None)
         }
-        Decision::Unavailable(why) => {
+        Decision::Unavailable(why) | Decision::Busy(why) => {
             audit.log(result, reason, None, Some(&why));
             Outcome::Exit(Exit::TempFail, Some(why))
         }
@@ -357,6 +357,9 @@ mod tests {
             );
             let mut config = Config::parse(&dir.path().join("apppw.toml"), &text).unwrap();
             config.argon2 = FAST;
+            // The admission gate has tests of its own (and through this program in the
+            // integration tests); a System V set per unit test would outlive it.
+            config.gate.max_concurrent = 0;
             World { _dir: dir, config }
         }
 

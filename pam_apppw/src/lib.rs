@@ -19,6 +19,7 @@
 //! | bad module argument, config unreadable/invalid, | `PAM_SERVICE_ERR`      | refused, normal password too |
 //! | config or database not trusted (`apppw::trust`) |                        |                          |
 //! | Argon2 self-test failed (`apppw::hash`)         | `PAM_SERVICE_ERR`      | refused, normal password too |
+//! | no Argon2 slot within `queue_timeout_ms`        | `PAM_AUTHINFO_UNAVAIL` | refused (temporary)      |
 //!
 //! The config is `config=FILE`, else `/etc/apppw/apppw.toml`: never `$APPPW_CONFIG`, since the
 //! caller of su or sudo chooses the environment ([`Config::load_for_pam_module`]). An accepted
@@ -32,9 +33,11 @@
 //! The module is linked with `-z nodelete`, so a long-lived host (Dovecot's auth worker, which
 //! runs `pam_start`..`pam_end` for every login) loads it once. Between two calls in the same
 //! process it keeps two things ([`Kept`]): the open database connection, reused only while the
-//! config still names it and, for SQLite, the file has not been replaced, and the KDF (which
-//! holds working memory only for hashes that the `argon2` crate computes; libsodium allocates
-//! its own in every call). The config is
+//! config still names it, for SQLite the file has not been replaced, and it has not been idle
+//! longer than `database_idle_seconds` (PostgreSQL closes it by itself after that: see
+//! [`apppw::store::Store::close_when_idle`]), and the KDF with its admission gate (and working
+//! memory only for hashes that the `argon2` crate computes, given back to the kernel between
+//! computations when the gate is on; libsodium allocates its own in every call). The config is
 //! read again at every call, so edits take effect at the next login. A host that forks gets a
 //! fresh state in the child.
 
@@ -78,6 +81,8 @@ pub trait Pam {
 
 /// One `pam_sm_authenticate` call.
 pub fn authenticate(pam: &mut impl Pam, args: &[&CStr]) -> PamResultCode {
+    // The module may talk to PostgreSQL over TLS (a no-op after the first call).
+    apppw::store::enable_postgres_tls();
     let service = pam.service();
     let prefix = format!(
         "pam_apppw({}:auth)",
@@ -126,15 +131,22 @@ pub fn authenticate(pam: &mut impl Pam, args: &[&CStr]) -> PamResultCode {
         service: service.as_deref(),
         now: apppw::now(),
     };
-    let kept = Kept::take();
+    let kept = Kept::take(config.database_idle);
     let mut store = LazyStore::resume(&config.database, kept.store);
     let mut kdf = kept.kdf;
+    kdf.use_gate(&config.gate);
     let verdict = verify(&config, &mut store, &mut kdf, &request, Record::LastUse);
     drop(password);
+    let opened_here = store.opened_here();
+    let mut keep = store.into_kept();
+    if let (Some(store), true) = (&mut keep, opened_here) {
+        store.close_when_idle(config.database_idle);
+    }
     Kept::put_back(Kept {
         pid: kept.pid,
         kdf,
-        store: store.into_kept(),
+        store: keep,
+        at: std::time::Instant::now(),
     });
     // The Argon2 known-answer test failed in this process: no Argon2 result can be trusted
     // (the attempt was not accepted), and the normal password must not be tried either.
@@ -155,7 +167,10 @@ pub fn authenticate(pam: &mut impl Pam, args: &[&CStr]) -> PamResultCode {
             relaxed = because.detail();
             (None, Some(relaxed.as_str()))
         }
-        Decision::Refused(_) | Decision::Unavailable(_) | Decision::ConfigError(_) => (None, None),
+        Decision::Refused(_)
+        | Decision::Unavailable(_)
+        | Decision::ConfigError(_)
+        | Decision::Busy(_) => (None, None),
     };
     pam.log(
         &prefix,
@@ -171,7 +186,9 @@ pub fn authenticate(pam: &mut impl Pam, args: &[&CStr]) -> PamResultCode {
     );
     // The database problem in words an admin can act on (the decision line only has codes).
     match &verdict.decision {
-        Decision::Unavailable(why) | Decision::TryPrimary(Reason::StoreUnavailable(why)) => {
+        Decision::Unavailable(why)
+        | Decision::Busy(why)
+        | Decision::TryPrimary(Reason::StoreUnavailable(why)) => {
             pam.warn(&prefix, why);
         }
         Decision::ConfigError(why) => pam.warn(
@@ -206,6 +223,8 @@ struct Kept {
     kdf: Argon2Kdf,
     /// The database connection of the last attempt, if it ended without a store error.
     store: Option<Store>,
+    /// When the last attempt ended.
+    at: std::time::Instant,
 }
 
 /// Empty between calls only while a call runs (or in a host that never made one).
@@ -213,12 +232,20 @@ static KEPT: Mutex<Option<Kept>> = Mutex::new(None);
 
 impl Kept {
     /// Takes what the last call left, or a fresh state if there is none (first call, another
-    /// thread is using it, or it was made by the parent of this forked process).
-    fn take() -> Kept {
+    /// thread is using it, or it was made by the parent of this forked process). A connection
+    /// idle for longer than `idle` (if not zero) is closed rather than reused: the server may
+    /// have closed it already (see [`Store::close_when_idle`]).
+    fn take(idle: std::time::Duration) -> Kept {
         let pid = std::process::id();
+        let now = std::time::Instant::now();
         let previous = KEPT.lock().unwrap_or_else(PoisonError::into_inner).take();
         match previous {
-            Some(kept) if kept.pid == pid => kept,
+            Some(mut kept) if kept.pid == pid => {
+                if !idle.is_zero() && now.duration_since(kept.at) > idle {
+                    kept.store = None;
+                }
+                kept
+            }
             Some(inherited) => {
                 // The parent's connection: closing it here could disturb the parent's use
                 // of the same socket or SQLite locks. Leave it as it is; the memory is ours.
@@ -227,12 +254,14 @@ impl Kept {
                     pid,
                     kdf: inherited.kdf,
                     store: None,
+                    at: now,
                 }
             }
             None => Kept {
                 pid,
                 kdf: Argon2Kdf::new(),
                 store: None,
+                at: now,
             },
         }
     }
@@ -253,7 +282,7 @@ pub fn pam_code(decision: &Decision) -> PamResultCode {
         Decision::Accepted { .. } => PamResultCode::PAM_SUCCESS,
         Decision::TryPrimary(_) | Decision::PassedOn { .. } => PamResultCode::PAM_IGNORE,
         Decision::Refused(_) => PamResultCode::PAM_AUTH_ERR,
-        Decision::Unavailable(_) => PamResultCode::PAM_AUTHINFO_UNAVAIL,
+        Decision::Unavailable(_) | Decision::Busy(_) => PamResultCode::PAM_AUTHINFO_UNAVAIL,
         Decision::ConfigError(_) => PamResultCode::PAM_SERVICE_ERR,
     }
 }

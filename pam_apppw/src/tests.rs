@@ -91,10 +91,16 @@ impl World {
     fn new() -> World {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("apppw.toml");
+        // The admission gate in the temp directory: these tests go through it as logins do.
+        let gate = dir.path().join("argon2-gate");
         std::fs::write(
             &config,
-            "database = \"apppw.db\"\n[network]\ncampus = [\"192.0.2.0/24\"]\n\
-             except = [\"192.0.2.128/25\"]\n[argon2]\nmemory_kib = 1024\niterations = 1\n",
+            format!(
+                "database = \"apppw.db\"\n[network]\ncampus = [\"192.0.2.0/24\"]\n\
+                 except = [\"192.0.2.128/25\"]\n[argon2]\nmemory_kib = 1024\niterations = 1\n\
+                 gate_file = {:?}\n",
+                gate.display().to_string()
+            ),
         )
         .unwrap();
         World { dir, config }

@@ -1193,6 +1193,17 @@ impl App {
             Err(CreateError::Store(StoreError::DuplicateLabel { .. })) => {
                 return again(tr.t1("name-taken", "label", trimmed), StatusCode::CONFLICT);
             }
+            // Every Argon2 slot of the host stayed taken (a login burst): nothing was stored.
+            Err(CreateError::Hash(apppw::hash::HashError::Busy)) => {
+                audit::problem(&format!(
+                    "create for {}: no Argon2 slot free within {} ms ([argon2] \
+                     max_concurrent = {}); the user was asked to try again",
+                    apppw::audit::escape(&who.user),
+                    self.config.gate.queue_timeout.as_millis(),
+                    self.config.gate.max_concurrent
+                ));
+                return again(tr.t("create-busy"), StatusCode::SERVICE_UNAVAILABLE);
+            }
             Err(e) => {
                 audit::record(
                     &who.user,

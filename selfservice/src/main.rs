@@ -33,6 +33,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    apppw::store::enable_postgres_tls();
     let args = Args::parse();
     // The page decides who may create and delete app passwords: its config must pass the same
     // trust rule as the checkpassword backend's (SPEC "Trust").

@@ -59,6 +59,12 @@ pub struct Config {
     pub case_sensitive_users: bool,
     /// `[enforcement]`: enforce the off-campus rule, or only report what it would refuse.
     pub enforcement: Enforcement,
+    /// `[argon2] max_concurrent`, `queue_timeout_ms`, `gate_file`: the host's Argon2
+    /// admission gate.
+    pub gate: crate::gate::Settings,
+    /// `database_idle_seconds`: a database connection a long-lived process keeps between
+    /// logins is closed after this long without one (zero: kept for the process's life).
+    pub database_idle: std::time::Duration,
 }
 
 /// `[enforcement]`: how the off-campus rule for normal passwords is applied, and how long the
@@ -95,6 +101,9 @@ impl Default for Enforcement {
         }
     }
 }
+
+/// `database_idle_seconds` unless the file says otherwise.
+pub const DEFAULT_DATABASE_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// `[lockout]`: after `per_client` failed app-password attempts for a user from one address,
 /// or `per_user` from all addresses, within `window_seconds`, further app-password attempts
@@ -208,6 +217,7 @@ impl fmt::Display for Located {
 struct RawConfig {
     database: Option<Spanned<String>>,
     database_password_file: Option<Spanned<String>>,
+    database_idle_seconds: Option<Spanned<u32>>,
     #[serde(default)]
     network: RawNetwork,
     #[serde(default)]
@@ -268,6 +278,9 @@ struct RawArgon2 {
     memory_kib: Option<Spanned<u32>>,
     iterations: Option<Spanned<u32>>,
     parallelism: Option<Spanned<u32>>,
+    max_concurrent: Option<Spanned<u32>>,
+    queue_timeout_ms: Option<Spanned<u32>>,
+    gate_file: Option<Spanned<String>>,
 }
 
 impl Config {
@@ -494,6 +507,26 @@ impl Config {
             return Err(at(span, Some("argon2"), msg));
         }
 
+        let database_idle = match &raw.database_idle_seconds {
+            None => DEFAULT_DATABASE_IDLE,
+            Some(v) if *v.get_ref() <= 86_400 => {
+                std::time::Duration::from_secs(u64::from(*v.get_ref()))
+            }
+            Some(v) => {
+                return Err(at(
+                    Some(v.span()),
+                    Some("database_idle_seconds"),
+                    "must be between 0 (never closed) and 86400".into(),
+                ));
+            }
+        };
+        let gate = crate::gate::Settings::from_raw(
+            raw.argon2.max_concurrent,
+            raw.argon2.queue_timeout_ms,
+            raw.argon2.gate_file,
+        )
+        .map_err(|(span, key, m)| at(Some(span), Some(key), m))?;
+
         let d = Lockout::default();
         let mut lockout = Lockout {
             per_client: raw.lockout.max_failures_per_client.unwrap_or(d.per_client),
@@ -531,6 +564,8 @@ impl Config {
             .map_err(|(span, key, message)| at(Some(span), Some(key), message))?;
 
         Ok(Config {
+            database_idle,
+            gate,
             dovecot,
             enforcement,
             lockout,
@@ -839,6 +874,41 @@ parallelism = 1
         );
         let e = err("[enforcement]\nreport_retention_days = 0\n");
         assert!(e.contains("enforcement.report_retention_days"), "{e}");
+    }
+
+    #[test]
+    fn database_idle_seconds() {
+        assert_eq!(parse("").unwrap().database_idle, DEFAULT_DATABASE_IDLE);
+        let c = parse("database_idle_seconds = 0\n").unwrap();
+        assert!(c.database_idle.is_zero());
+        let e = err("\ndatabase_idle_seconds = 100000\n");
+        assert!(
+            e.contains("line 2") && e.contains("database_idle_seconds"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn argon2_gate_settings() {
+        let c = parse("").unwrap();
+        assert_eq!(c.gate, crate::gate::Settings::default());
+        let c = parse(
+            "[argon2]\nmax_concurrent = 0\nqueue_timeout_ms = 500\ngate_file = \"/run/x/g\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.gate.max_concurrent, 0);
+        assert_eq!(c.gate.queue_timeout, std::time::Duration::from_millis(500));
+        assert_eq!(c.gate.path, PathBuf::from("/run/x/g"));
+        let e = err("[argon2]\nmax_concurrent = 100000\n");
+        assert!(
+            e.contains("line 2") && e.contains("argon2.max_concurrent"),
+            "{e}"
+        );
+        let e = err("[argon2]\n\ngate_file = \"gate\"\n");
+        assert!(
+            e.contains("line 3") && e.contains("argon2.gate_file"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -19,13 +19,19 @@
 //! ([`self_test_failure`]).
 //!
 //! [`Kdf`] is the seam the verification uses; tests count calls through it to prove the
-//! one-Argon2 rule.
+//! one-Argon2 rule. An [`Argon2Kdf`] made with [`Argon2Kdf::for_config`] computes only while
+//! it holds a slot of the host's admission gate ([`crate::gate`]); a computation that found no
+//! slot in time fails with [`HashError::Busy`], which the verification turns into a temporary
+//! failure.
 
+use crate::config::Config;
+use crate::gate::{Gate, Refused, Slot};
 use crate::hugemem::HugeBlocks;
 use crate::sodium;
 use argon2::{Algorithm, Argon2, Version};
 use base64ct::{Base64Unpadded, Encoding};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use zeroize::Zeroizing;
 
 /// Salt length for new hashes (bytes): libsodium's, so that new hashes go to libsodium.
@@ -93,6 +99,10 @@ pub enum HashError {
     /// The known-answer test of this process failed: no Argon2 result can be trusted.
     #[error("the Argon2id self-test failed")]
     SelfTest,
+    /// The host's Argon2 admission gate had no free slot within the queue timeout: nothing was
+    /// computed. A temporary failure, never "accepted" and never "wrong password".
+    #[error("no Argon2 slot free on this host within the queue timeout")]
+    Busy,
 }
 
 /// A parsed PHC string.
@@ -164,6 +174,17 @@ pub trait Kdf {
     /// Runs one Argon2 computation with `params` whose result is discarded, so that an attempt
     /// without a stored credential (unknown user, unknown tag) costs the same as one with.
     fn dummy(&mut self, params: Params, password: &[u8]);
+    /// Whether the last [`Kdf::dummy`] was computed: `Err(HashError::Busy)` if the admission
+    /// gate turned it away. The attempt must then end like a turned-away real verification
+    /// (a temporary failure), or the answer would tell unknown users apart under load.
+    fn dummy_outcome(&self) -> Result<(), HashError> {
+        Ok(())
+    }
+    /// A problem worth logging that did not stop the computation (e.g. the admission gate
+    /// could not be used, so it ran without), reported once.
+    fn take_warning(&mut self) -> Option<String> {
+        None
+    }
 }
 
 /// Which implementation computes a hash.
@@ -187,18 +208,86 @@ impl Implementation {
     }
 }
 
-/// Argon2id as apppw computes it. Holds the `argon2` crate's working memory between calls (none
-/// is allocated unless a hash needs the crate).
+/// Argon2id as apppw computes it: through the host's admission gate if it has one, and with
+/// the `argon2` crate's working memory (none is allocated unless a hash needs the crate).
+///
+/// That memory is mapped once and kept, but with a gate its pages are given back to the kernel
+/// (after the wipe) before the slot is, so Argon2 memory on the host stays within one
+/// computation per slot however many processes verify; libsodium's own memory lives only
+/// during its call anyway. Without a gate the pages stay, warm, for the next computation.
 #[derive(Default)]
 pub struct Argon2Kdf {
     crate_memory: Option<HugeBlocks>,
+    gate: Option<Gate>,
+    /// Why the gate of `[argon2]` is not used (reported once through `take_warning`).
+    gate_problem: Option<String>,
+    warning: Option<String>,
+    dummy_busy: bool,
 }
 
 impl Argon2Kdf {
-    /// A KDF with no memory allocated yet.
+    /// A KDF with no memory allocated yet and no admission gate: for tests and benchmarks,
+    /// and for what must not wait (nothing in the login path).
     #[must_use]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A KDF that computes through the admission gate `config` describes (`[argon2]
+    /// max_concurrent`, `queue_timeout_ms`, `gate_file`). A gate that cannot be opened is
+    /// reported by [`Kdf::take_warning`] and the KDF computes without it.
+    #[must_use]
+    pub fn for_config(config: &Config) -> Self {
+        let mut kdf = Self::new();
+        kdf.use_gate(&config.gate);
+        kdf
+    }
+
+    /// Switches to the gate `settings` describe, unless it is the one in use (a long-lived
+    /// host calls this with each attempt's config, so an edit takes effect at the next login).
+    pub fn use_gate(&mut self, settings: &crate::gate::Settings) {
+        let same = match &self.gate {
+            Some(g) => g.settings() == settings,
+            None => settings.max_concurrent == 0 && self.gate_problem.is_none(),
+        };
+        if same {
+            return;
+        }
+        self.gate = None;
+        self.gate_problem = None;
+        match Gate::open(settings) {
+            Ok(gate) => self.gate = gate,
+            Err(why) => {
+                self.warning = Some(why.clone());
+                self.gate_problem = Some(why);
+            }
+        }
+    }
+
+    /// Whether computations go through an admission gate.
+    #[must_use]
+    pub fn is_gated(&self) -> bool {
+        self.gate.is_some()
+    }
+
+    /// A slot of the gate, if there is one; waits in line for it.
+    fn admit(&mut self) -> Result<Option<Slot>, HashError> {
+        let Some(gate) = &self.gate else {
+            return Ok(None);
+        };
+        match gate.enter() {
+            Ok(slot) => Ok(Some(slot)),
+            Err(Refused::Busy) => Err(HashError::Busy),
+            Err(Refused::Broken(why)) => {
+                // Not a reason to refuse a login: compute without the gate, say so, and try
+                // to open it afresh next time.
+                let settings = gate.settings().clone();
+                self.gate = None;
+                self.use_gate(&settings);
+                self.warning = Some(why);
+                Ok(None)
+            }
+        }
     }
 
     fn compute(
@@ -209,6 +298,24 @@ impl Argon2Kdf {
         out: &mut [u8],
     ) -> Result<(), HashError> {
         params.validate().map_err(|_| HashError::BadParams)?;
+        let slot = self.admit()?;
+        let result = self.compute_admitted(params, password, salt, out);
+        if slot.is_some() {
+            if let Some(memory) = &mut self.crate_memory {
+                memory.release();
+            }
+        }
+        drop(slot);
+        result
+    }
+
+    fn compute_admitted(
+        &mut self,
+        params: Params,
+        password: &[u8],
+        salt: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), HashError> {
         if self_test().is_err() {
             return Err(HashError::SelfTest);
         }
@@ -274,7 +381,20 @@ impl Kdf for Argon2Kdf {
     fn dummy(&mut self, params: Params, password: &[u8]) {
         let mut out = Zeroizing::new([0u8; OUTPUT_LEN]);
         // 16 bytes, like the salt of every hash apppw writes: the same implementation runs.
-        let _ = self.compute(params, password, b"apppw-dummy-salt", &mut out[..]);
+        let result = self.compute(params, password, b"apppw-dummy-salt", &mut out[..]);
+        self.dummy_busy = result == Err(HashError::Busy);
+    }
+
+    fn dummy_outcome(&self) -> Result<(), HashError> {
+        if self.dummy_busy {
+            Err(HashError::Busy)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn take_warning(&mut self) -> Option<String> {
+        self.warning.take()
     }
 }
 
@@ -318,8 +438,10 @@ struct Vector {
     tag: [u8; OUTPUT_LEN],
 }
 
-/// The known-answer tests, one per implementation.
-const VECTORS: [Vector; 2] = [
+/// The known-answer tests: RFC 9106's vector through the crate, and one through libsodium
+/// (with the production parameters, or small ones in a one-attempt process; see
+/// [`self_test_for_one_attempt`]).
+const VECTORS: [Vector; 3] = [
     // RFC 9106 section 5.3 (with its secret and associated data, so only the crate can run it;
     // four lanes, as the crate runs them in production).
     Vector {
@@ -361,7 +483,55 @@ const VECTORS: [Vector; 2] = [
             0x5b, 0xfa, 0x38, 0x01,
         ],
     },
+    // The same inputs with m=1024 KiB through the same libsodium function, for processes that
+    // make one attempt (checkpassword): the smallest memory at which every part of the
+    // production computation still runs (two passes, the second XORing into the first; four
+    // slices per pass; two address blocks per data-independent segment; data-dependent
+    // references across the whole lane), at a twentieth of the work. Tag computed by libargon2
+    // and by libsodium, which agreed; the unit tests check the crate gives it too.
+    Vector {
+        name: "m=1024,t=2,p=1 (libsodium)",
+        implementation: Implementation::Libsodium,
+        params: Params {
+            memory_kib: 1024,
+            iterations: 2,
+            parallelism: 1,
+        },
+        password: b"apppw known-answer test",
+        salt: b"apppw-kat-salt16",
+        secret: &[],
+        data: &[],
+        tag: [
+            0xd8, 0x06, 0xeb, 0xa9, 0xb3, 0xbb, 0x73, 0x23, 0x00, 0xb9, 0x0a, 0xef, 0xdf, 0x6e,
+            0xfb, 0x49, 0x2e, 0xf8, 0x79, 0x4c, 0xed, 0x73, 0xdf, 0x71, 0x1b, 0xc3, 0xe5, 0xe9,
+            0x66, 0xa8, 0x3b, 0xb9,
+        ],
+    },
 ];
+
+/// Which vectors a process checks: RFC 9106 (crate) plus the production-parameter libsodium
+/// vector, or in a one-attempt process the small libsodium one.
+fn profile() -> [usize; 2] {
+    if ONE_ATTEMPT.load(Ordering::Relaxed) {
+        [0, 2]
+    } else {
+        [0, 1]
+    }
+}
+
+/// Set by [`self_test_for_one_attempt`].
+static ONE_ATTEMPT: AtomicBool = AtomicBool::new(false);
+
+/// Makes this process's known-answer test use the small libsodium vector (m=1024, t=2)
+/// instead of the production-parameter one. For a process that makes one login attempt and
+/// exits (`apppw-checkpassword`): there the production vector would double the attempt's
+/// Argon2 work, against the rule that an attempt costs at most one verification. Long-lived
+/// processes (the PAM module in an auth worker, the web page, the CLI) keep the full vector,
+/// paid once. Returns false if the test has already run (then nothing changes).
+pub fn self_test_for_one_attempt() -> bool {
+    ONE_ATTEMPT.store(true, Ordering::Relaxed);
+    SELF_TEST.get().is_none()
+}
 
 /// Computes one vector with its implementation (not through [`Argon2Kdf`], which waits for
 /// this test).
@@ -396,9 +566,9 @@ fn run_vector(v: &Vector) -> Result<[u8; OUTPUT_LEN], String> {
     Ok(out)
 }
 
-/// Runs `vectors`; the first mismatch or error, in words.
-fn run_vectors(vectors: &[Vector]) -> Result<(), String> {
-    for v in vectors {
+/// Runs the vectors at `which`; the first mismatch or error, in words.
+fn run_vectors(vectors: &[Vector], which: &[usize]) -> Result<(), String> {
+    for v in which.iter().filter_map(|&i| vectors.get(i)) {
         let got = run_vector(v).map_err(|e| format!("{}: {e}", v.name))?;
         if !constant_time_eq(&got, &v.tag) {
             return Err(format!("{}: wrong result", v.name));
@@ -419,7 +589,7 @@ pub fn self_test() -> Result<(), String> {
     }
     SELF_TEST
         .get_or_init(|| {
-            run_vectors(&VECTORS).map_err(|e| {
+            run_vectors(&VECTORS, &profile()).map_err(|e| {
                 format!(
                     "Argon2id self-test failed ({e}; libsodium {}): the Argon2 implementation \
                      gives wrong results, so no password can be checked",
@@ -453,11 +623,12 @@ pub mod seam {
     }
 
     /// From now on, in this thread, the known-answer test runs with the last byte of the
-    /// libsodium vector's expected tag flipped (and so fails).
+    /// libsodium vectors' expected tags flipped (and so fails).
     pub fn break_self_test_in_this_thread() {
         let mut vectors = super::VECTORS;
         vectors[1].tag[super::OUTPUT_LEN - 1] ^= 1;
-        let result = super::run_vectors(&vectors)
+        vectors[2].tag[super::OUTPUT_LEN - 1] ^= 1;
+        let result = super::run_vectors(&vectors, &super::profile())
             .map_err(|e| format!("Argon2id self-test failed ({e}) [test seam]"));
         BROKEN.with(|b| *b.borrow_mut() = Some(result));
     }
@@ -549,11 +720,24 @@ mod tests {
         for v in &VECTORS {
             assert_eq!(run_vector(v).unwrap(), v.tag, "{}", v.name);
         }
-        let crate_only = Vector {
-            implementation: Implementation::Argon2Crate,
-            ..VECTORS[1]
-        };
-        assert_eq!(run_vector(&crate_only).unwrap(), VECTORS[1].tag);
+        for i in [1, 2] {
+            let crate_only = Vector {
+                implementation: Implementation::Argon2Crate,
+                ..VECTORS[i]
+            };
+            assert_eq!(run_vector(&crate_only).unwrap(), VECTORS[i].tag);
+        }
+        // Both profiles pass and check RFC 9106 plus one libsodium vector each.
+        assert_eq!(run_vectors(&VECTORS, &[0, 1]), Ok(()));
+        assert_eq!(run_vectors(&VECTORS, &[0, 2]), Ok(()));
+        let mut broken = VECTORS;
+        broken[2].tag[0] ^= 1;
+        assert!(run_vectors(&broken, &[0, 1]).is_ok());
+        let e = run_vectors(&broken, &[0, 2]).unwrap_err();
+        assert!(
+            e.contains("m=1024,t=2,p=1 (libsodium): wrong result"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -595,6 +779,43 @@ mod tests {
         })
         .join()
         .unwrap();
+    }
+
+    #[test]
+    fn with_a_gate_the_crate_path_holds_no_pages_between_computations() {
+        use crate::hugemem::tests::resident_kib;
+        let dir = tempfile::tempdir().unwrap();
+        let settings = crate::gate::Settings {
+            max_concurrent: 1,
+            queue_timeout: std::time::Duration::from_millis(200),
+            path: dir.path().join("argon2-gate"),
+        };
+        let p2 = Params {
+            parallelism: 2,
+            ..FAST
+        };
+        let stored = Argon2Kdf::new()
+            .hash_new(p2, b"abcdefghijklmnopqrstuvwx")
+            .unwrap();
+        let start = |kdf: &mut Argon2Kdf| {
+            let m = kdf.crate_memory.as_mut().unwrap();
+            m.for_computation(0).as_ptr() as usize
+        };
+        // Without a gate the 1 MiB stays resident (warm) for the next computation...
+        let mut warm = Argon2Kdf::new();
+        assert!(warm.verify(&stored, b"abcdefghijklmnopqrstuvwx").unwrap());
+        let kib = resident_kib(start(&mut warm));
+        assert!(kib >= 1024, "{kib} KiB");
+        // ...with one, its pages go back to the kernel before the slot does.
+        let mut gated = Argon2Kdf::new();
+        gated.use_gate(&settings);
+        assert!(gated.is_gated(), "{:?}", gated.take_warning());
+        for _ in 0..2 {
+            assert!(gated.verify(&stored, b"abcdefghijklmnopqrstuvwx").unwrap());
+            let kib = resident_kib(start(&mut gated));
+            assert!(kib < 64, "{kib} KiB resident between computations");
+        }
+        crate::gate::remove(&settings.path).unwrap();
     }
 
     #[test]

@@ -7,6 +7,10 @@
 //! [`HugeBlocks::wipe`] clears what a computation wrote with `explicit_bzero`, which the
 //! compiler may not drop as a dead store.
 //!
+//! [`HugeBlocks::release`] gives the pages back to the kernel while keeping the mapping, so a
+//! process that keeps the buffer between computations holds no memory in between (see
+//! [`crate::hash::Argon2Kdf`]: with the admission gate, the pages live only inside a slot).
+//!
 //! libsodium, the other implementation, allocates its own memory (see [`crate::sodium`]).
 #![allow(unsafe_code)]
 
@@ -102,6 +106,20 @@ impl HugeBlocks {
         self.dirty = 0;
     }
 
+    /// Wipes what a computation wrote, then gives every page back to the kernel
+    /// (`MADV_DONTNEED`): the mapping stays, reads as zeros, and the next computation faults in
+    /// fresh pages (huge ones where the kernel has them).
+    pub fn release(&mut self) {
+        self.wipe();
+        // SAFETY: exactly our mapping; no slice of it is alive (`&mut self`). On a private
+        // anonymous mapping MADV_DONTNEED only drops the pages (later reads see zeros), which
+        // is what every user of this memory expects after a wipe anyway. Its failure leaves
+        // the pages resident, which is harmless, so the result is ignored.
+        unsafe {
+            libc::madvise(self.map.as_ptr(), self.map_len, libc::MADV_DONTNEED);
+        }
+    }
+
     /// Number of blocks.
     #[must_use]
     pub fn len(&self) -> usize {
@@ -128,7 +146,7 @@ impl Drop for HugeBlocks {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -144,6 +162,50 @@ mod tests {
         m.wipe();
         let s = m.for_computation(19456);
         assert!(s.iter().all(|b| b.as_ref().iter().all(|&w| w == 0)));
+    }
+
+    /// Resident KiB of the mapping holding `addr`, from /proc/self/smaps.
+    pub(crate) fn resident_kib(addr: usize) -> usize {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let mut in_vma = false;
+        let mut total = 0;
+        for line in smaps.lines() {
+            let range = line.split(' ').next().and_then(|r| r.split_once('-'));
+            if let Some((lo, hi)) = range {
+                if let (Ok(lo), Ok(hi)) =
+                    (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
+                {
+                    in_vma = (lo..hi).contains(&addr);
+                    continue;
+                }
+            }
+            if in_vma {
+                if let Some(kb) = line.strip_prefix("Rss:") {
+                    total += kb.trim().trim_end_matches(" kB").parse::<usize>().unwrap();
+                }
+            }
+        }
+        total
+    }
+
+    #[test]
+    fn release_gives_the_pages_back_and_keeps_the_mapping_usable() {
+        let mut m = HugeBlocks::new(4096).unwrap();
+        let s = m.for_computation(4096);
+        let start = s.as_ptr() as usize;
+        for b in s.iter_mut() {
+            b.as_mut().fill(0x5a5a_5a5a_5a5a_5a5a);
+        }
+        assert!(resident_kib(start) >= 4096, "{}", resident_kib(start));
+        m.release();
+        assert!(
+            resident_kib(start) < 64,
+            "{} KiB still resident",
+            resident_kib(start)
+        );
+        let s = m.for_computation(4096);
+        assert!(s.iter().all(|b| b.as_ref().iter().all(|&w| w == 0)));
+        s[0].as_mut()[0] = 1;
     }
 
     #[test]

@@ -92,7 +92,9 @@ pub fn create(
     now: i64,
 ) -> Result<(Credential, AppPassword), CreateError> {
     let user = &config.canonical_user(user);
-    let mut kdf = Argon2Kdf::new();
+    // Through the host's admission gate, like a login's verification: a create during a login
+    // burst waits its turn (or fails with `HashError::Busy`, "try again").
+    let mut kdf = Argon2Kdf::for_config(config);
     // A new tag collides with one of the user's other tags with probability n / 26^4; retry.
     for _ in 0..TAG_TRIES {
         let password = secret::generate().map_err(CreateError::Random)?;

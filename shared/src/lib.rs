@@ -10,6 +10,7 @@
 //! - [`hash`]: Argon2id (libsodium from the system, or the `argon2` crate), PHC strings, the
 //!   known-answer self-test;
 //! - [`sodium`], [`hugemem`]: the libsodium binding and the `argon2` crate's working memory;
+//! - [`gate`]: the host-wide Argon2 admission gate (System V semaphores);
 //! - [`store`]: the SQLite database and its migrations;
 //! - [`timefmt`]: RFC 3339 times and expiry arguments, on `jiff`;
 //! - [`issue`]: creating an app password (validation, generation, hashing, insertion);
@@ -17,11 +18,12 @@
 //! - [`audit`]: the syslog line written for each decision, and the admin CLI's lines;
 //! - [`authcache`]: flushing a user from Dovecot's auth cache after a revocation;
 //! - [`trust`]: which files may decide a login (owner and mode, like sudo and OpenSSH).
-#![deny(unsafe_code)] // allowed only in `hugemem` (mmap, madvise), `sodium` (libsodium FFI), `sys` (ids)
+#![deny(unsafe_code)] // allowed only in `hugemem` (mmap, madvise), `sodium` (libsodium FFI), `sys` (ids) and `gate` (semaphores)
 
 pub mod audit;
 pub mod authcache;
 pub mod config;
+pub mod gate;
 pub mod hash;
 pub mod hugemem;
 pub mod input;

@@ -144,6 +144,19 @@ impl Database {
         }
     }
 
+    /// Does connecting to it need TLS (a PostgreSQL URL whose `sslmode`, or apppw's default
+    /// for its host, asks for it)?
+    #[must_use]
+    pub fn needs_tls(&self) -> bool {
+        match self {
+            Database::Sqlite(_) => false,
+            #[cfg(feature = "postgres")]
+            Database::Postgres(t) => postgres::needs_tls(&t.url),
+            #[cfg(not(feature = "postgres"))]
+            Database::Postgres(_) => false,
+        }
+    }
+
     /// The SQLite file, if this is one.
     #[must_use]
     pub fn sqlite_path(&self) -> Option<&Path> {
@@ -161,6 +174,18 @@ impl fmt::Display for Database {
             Database::Postgres(t) => f.write_str(&t.url),
         }
     }
+}
+
+/// Lets this process connect to PostgreSQL over TLS, with the system's OpenSSL. Every program
+/// that may open a PostgreSQL store calls it once before (the CLI, the web page, the PAM
+/// module, `apppw-checkpassword-tls`); without it a connection that needs TLS fails with
+/// [`StoreError::NoTls`], never in plaintext. A program that never calls it does not link
+/// OpenSSL at all: `apppw-checkpassword`, started for every login, would otherwise pay
+/// ~0.7 ms of dynamic linking (libssl and libcrypto's ~4900 symbol relocations) per start
+/// (docs/PERFORMANCE.md).
+pub fn enable_postgres_tls() {
+    #[cfg(feature = "postgres")]
+    postgres::enable_tls();
 }
 
 /// Anything that names a database: a [`Database`], or a path (an SQLite file).
@@ -240,6 +265,13 @@ pub enum StoreError {
         /// What is wrong with it.
         problem: String,
     },
+    /// The connection needs TLS, and this program was started without it
+    /// ([`enable_postgres_tls`]).
+    #[error(
+        "database {0} needs TLS, which this program does not load (apppw-checkpassword runs \
+         apppw-checkpassword-tls for it: is that installed next to it?)"
+    )]
+    NoTls(String),
     /// A PostgreSQL URL, but this build has no PostgreSQL support.
     #[error(
         "database {0} is PostgreSQL, but this build of apppw was made without PostgreSQL \
@@ -752,6 +784,22 @@ impl Store {
         }
     }
 
+    /// For a connection a long-lived process keeps between logins: asks PostgreSQL to close
+    /// it once it has been idle for `idle` (`idle_session_timeout`, PostgreSQL 14 and later;
+    /// older servers ignore the request). Without this every auth worker would hold a
+    /// connection for its whole life. One round trip, once per connection; errors are
+    /// ignored (the connection then simply stays). Nothing to do for SQLite, or for zero.
+    pub fn close_when_idle(&mut self, idle: std::time::Duration) {
+        if idle.is_zero() {
+            return;
+        }
+        match &mut self.backend {
+            Backend::Sqlite(_) => {}
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(b) => b.close_when_idle(idle),
+        }
+    }
+
     /// A problem worth telling the admin about (e.g. a world-readable file), found at open.
     #[must_use]
     pub fn warning(&self) -> Option<&str> {
@@ -1004,6 +1052,12 @@ impl LazyStore {
             store,
             failed: false,
         }
+    }
+
+    /// Whether the store was opened by this attempt (not kept from an earlier one).
+    #[must_use]
+    pub fn opened_here(&self) -> bool {
+        self.store.is_some() && !self.kept
     }
 
     /// The store to keep for the next attempt: `None` if none was opened or an operation on

@@ -34,7 +34,7 @@
 //! that cannot be used off campus stays a temporary failure.
 
 use crate::config::{Config, Mode};
-use crate::hash::Kdf;
+use crate::hash::{HashError, Kdf};
 use crate::input::{BadInput, check_password, check_user};
 use crate::network::{Location, counter_key, device_key};
 use crate::secret::AppPassword;
@@ -132,6 +132,10 @@ pub enum Decision {
         /// Why it is passed on instead.
         because: Relaxed,
     },
+    /// The host's Argon2 admission gate had no slot within the queue timeout (on campus too:
+    /// an app password is never handed to the normal-password check as if it were wrong).
+    /// Temporary failure; the message says why.
+    Busy(String),
 }
 
 /// Why an off-campus normal password is passed on rather than refused.
@@ -170,6 +174,7 @@ impl Decision {
             Decision::Unavailable(_) => ("tempfail", "store-unavailable"),
             Decision::ConfigError(_) => ("error", "untrusted-file"),
             Decision::PassedOn { would_refuse, .. } => ("would-refuse", refusal_code(would_refuse)),
+            Decision::Busy(_) => ("tempfail", "argon2-busy"),
         }
     }
 }
@@ -222,6 +227,12 @@ pub fn verify(
                 (a, b) => a.or(b),
             };
         }
+    }
+    if let Some(kdf_warning) = kdf.take_warning() {
+        verdict.warning = Some(match verdict.warning.take() {
+            Some(w) => format!("{kdf_warning}; {w}"),
+            None => kdf_warning,
+        });
     }
     if let Some(open_warning) = store.take_warning() {
         verdict.warning = Some(match verdict.warning.take() {
@@ -310,13 +321,25 @@ fn decide(
         };
         verdict(not_decided(Reason::NoMatch), warning)
     };
+    let busy = || {
+        Decision::Busy(format!(
+            "no Argon2 slot free within {} ms ({} at once on this host, [argon2] \
+             max_concurrent); temporary failure",
+            config.gate.queue_timeout.as_millis(),
+            config.gate.max_concurrent
+        ))
+    };
     let Some(stored) = stored else {
         kdf.dummy(config.argon2, candidate.as_bytes());
+        if kdf.dummy_outcome() == Err(HashError::Busy) {
+            return verdict(busy(), None);
+        }
         return no_match(store);
     };
     match kdf.verify(&stored.hash, candidate.as_bytes()) {
         Ok(true) => {}
         Ok(false) => return no_match(store),
+        Err(HashError::Busy) => return verdict(busy(), None),
         Err(_) => return verdict(not_decided(Reason::StoredHashInvalid), None),
     }
     drop(candidate);
@@ -415,7 +438,7 @@ fn client_for_record(raw: Option<&str>) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hash::{Argon2Kdf, HashError, Params};
+    use crate::hash::{Argon2Kdf, Params};
     use crate::secret::AppPassword;
     use crate::store::{Candidate, StoreError};
     use std::collections::HashMap;
@@ -441,6 +464,12 @@ mod tests {
         fn dummy(&mut self, params: Params, pw: &[u8]) {
             self.dummies += 1;
             self.inner.dummy(params, pw);
+        }
+        fn dummy_outcome(&self) -> Result<(), HashError> {
+            self.inner.dummy_outcome()
+        }
+        fn take_warning(&mut self) -> Option<String> {
+            self.inner.take_warning()
         }
     }
     impl CountingKdf {
@@ -796,6 +825,70 @@ mod tests {
             attempt(&mut w, pw.as_bytes(), "192.0.2.10")
         };
         assert_eq!(campus_locked, Decision::TryPrimary(Reason::LockedOut));
+    }
+
+    /// Every computation is turned away by the admission gate.
+    struct TurnedAway;
+    impl Kdf for TurnedAway {
+        fn verify(&mut self, _: &str, _: &[u8]) -> Result<bool, HashError> {
+            Err(HashError::Busy)
+        }
+        fn dummy(&mut self, _: Params, _: &[u8]) {}
+        fn dummy_outcome(&self) -> Result<(), HashError> {
+            Err(HashError::Busy)
+        }
+        fn take_warning(&mut self) -> Option<String> {
+            Some("gate note".into())
+        }
+    }
+
+    #[test]
+    fn a_full_gate_is_a_temporary_failure_never_a_refusal() {
+        let mut w = World::new();
+        let pw = w.add("alice", "phone", |_| {});
+        let mut kdf = TurnedAway;
+        let wrong = format!("{}zzzz zzzz zzzz zzzz zzzz", &pw[..5]);
+        // Correct, wrong secret, unknown tag, unknown user; off campus and on campus alike.
+        for (user, password) in [
+            ("alice", pw.as_str()),
+            ("alice", wrong.as_str()),
+            ("alice", "qqqq wwww eeee rrrr tttt yyyy"),
+            ("nobody", pw.as_str()),
+        ] {
+            for ip in [OFF, CAMPUS] {
+                let req = Request {
+                    user,
+                    password: password.as_bytes(),
+                    client: ip,
+                    service: Some("imap"),
+                    now: 1,
+                };
+                let v = verify(&w.config, &mut w.store, &mut kdf, &req, Record::LastUse);
+                assert!(
+                    matches!(&v.decision, Decision::Busy(why) if why.contains("no Argon2 slot")),
+                    "{user} {ip:?}: {:?}",
+                    v.decision
+                );
+                assert_eq!(v.decision.audit_fields(), ("tempfail", "argon2-busy"));
+                assert_eq!(v.warning.as_deref(), Some("gate note"));
+            }
+        }
+        assert!(w.store.recorded.is_empty());
+        // A normal password never reaches the gate.
+        let v = verify(
+            &w.config,
+            &mut w.store,
+            &mut kdf,
+            &Request {
+                user: "alice",
+                password: b"Winter2026!",
+                client: CAMPUS,
+                service: None,
+                now: 1,
+            },
+            Record::LastUse,
+        );
+        assert_eq!(v.decision, Decision::TryPrimary(Reason::NotAppPassword));
     }
 
     #[test]

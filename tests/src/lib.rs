@@ -11,6 +11,7 @@ pub mod postgres;
 pub mod trixie;
 
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -52,6 +53,9 @@ pub fn bin(name: &str) -> PathBuf {
 pub struct TestEnv {
     /// The temp directory (removed on drop).
     pub dir: tempfile::TempDir,
+    /// The Argon2 admission gate's file (`[argon2] gate_file`), in `dir/run`: the test's own
+    /// gate, removed on drop.
+    pub gate: PathBuf,
     /// The config file.
     pub config: PathBuf,
     /// The SQLite database path named in the config (unused with PostgreSQL).
@@ -69,6 +73,13 @@ fn postgres_from_environment() -> Option<String> {
         .expect("APPPW_TEST_STORE=postgres needs APPPW_TEST_PG_URL (scripts/test.sh sets both)");
     let name = postgres::create_database(&admin);
     Some(postgres::with_database(&admin, &name))
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        // System V semaphores outlive processes: remove the test's gate.
+        let _ = apppw::gate::remove(&self.gate);
+    }
 }
 
 impl TestEnv {
@@ -95,11 +106,25 @@ impl TestEnv {
             .tempdir()
             .unwrap();
         // Dovecot's unprivileged processes must be able to reach files in here.
-        use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let db = dir.path().join("apppw.db");
         let config = dir.path().join("apppw.toml");
         let database = pg_url.clone().unwrap_or_else(|| db.display().to_string());
+        // The test's own Argon2 admission gate, as the package sets up /run/apppw: a directory
+        // for root and the group of the processes that verify (here Dovecot's, whose auth
+        // process runs checkpassword), setgid so that the gate file and set get that group.
+        let run = dir.path().join("run");
+        std::fs::create_dir(&run).unwrap();
+        let gid = dovecot::group_id("dovecot").unwrap_or(0);
+        std::os::unix::fs::chown(&run, None, Some(gid)).unwrap();
+        std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o2770)).unwrap();
+        let gate = run.join("argon2-gate");
+        let gate_line = format!("gate_file = \"{}\"\n", gate.display());
+        let extra = if extra.contains("[argon2]\n") {
+            extra.replacen("[argon2]\n", &format!("[argon2]\n{gate_line}"), 1)
+        } else {
+            format!("{extra}\n[argon2]\n{gate_line}")
+        };
         let text = format!(
             "database = \"{database}\"\n{top}\n[network]\ncampus = [\"192.0.2.0/24\", \"2001:db8::/48\"]\n\
              except = [\"192.0.2.128/25\"]\n{extra}\n"
@@ -107,10 +132,25 @@ impl TestEnv {
         std::fs::write(&config, text).unwrap();
         TestEnv {
             dir,
+            gate,
             config,
             db,
             pg_url,
         }
+    }
+
+    /// The gate's semaphore set right now: (free, capacity, waiting).
+    pub fn gate_status(&self) -> Option<(i32, i32, i32)> {
+        let out = Command::new(bin("apppw-test-gate"))
+            .arg("status")
+            .arg(&self.config)
+            .output()
+            .ok()?;
+        let v: Vec<i32> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        (v.len() == 3).then(|| (v[0], v[1], v[2]))
     }
 
     /// Is the store PostgreSQL?

@@ -279,6 +279,82 @@ impl Drop for Cluster {
     }
 }
 
+/// A PgBouncer in transaction pooling mode in front of a cluster, as docs/PERFORMANCE.md
+/// describes it for sites with several mail servers: stopped on drop.
+pub struct Bouncer {
+    dir: tempfile::TempDir,
+    /// The port it listens on (127.0.0.1).
+    pub port: u16,
+}
+
+/// The `pgbouncer` program, if installed.
+pub fn pgbouncer() -> Option<PathBuf> {
+    let p = PathBuf::from("/usr/sbin/pgbouncer");
+    p.exists().then_some(p)
+}
+
+impl Bouncer {
+    /// Starts PgBouncer for database `db` of `cluster`, at most `pool` server connections.
+    pub fn start(cluster: &Cluster, db: &str, pool: u32) -> Bouncer {
+        let program = pgbouncer().expect("pgbouncer installed");
+        let dir = tempfile::Builder::new()
+            .prefix("apppw-pgbouncer.")
+            .tempdir()
+            .unwrap();
+        if is_root() {
+            let uid = crate::dovecot::user_id("postgres").unwrap();
+            std::os::unix::fs::chown(dir.path(), Some(uid), None).unwrap();
+        }
+        let port = free_port();
+        let d = dir.path().display();
+        std::fs::write(dir.path().join("users.txt"), "\"postgres\" \"\"\n").unwrap();
+        std::fs::write(
+            dir.path().join("pgbouncer.ini"),
+            format!(
+                "[databases]\n{db} = host=127.0.0.1 port={cport} dbname={db}\n\
+                 [pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\n\
+                 unix_socket_dir =\nauth_type = trust\nauth_file = {d}/users.txt\n\
+                 pool_mode = transaction\ndefault_pool_size = {pool}\nmax_client_conn = 500\n\
+                 ignore_startup_parameters = options\n\
+                 logfile = {d}/pgbouncer.log\npidfile = {d}/pgbouncer.pid\n",
+                cport = cluster.port,
+            ),
+        )
+        .unwrap();
+        let out = as_server_user(&program)
+            .arg("-d")
+            .arg(dir.path().join("pgbouncer.ini"))
+            .output()
+            .unwrap();
+        check("pgbouncer -d", &out);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "pgbouncer did not listen"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Bouncer { dir, port }
+    }
+
+    /// `postgresql://postgres@127.0.0.1:PORT/DB?sslmode=disable` (PgBouncer on loopback).
+    pub fn url(&self, db: &str) -> String {
+        format!(
+            "postgresql://postgres@127.0.0.1:{}/{db}?sslmode=disable&connect_timeout=2",
+            self.port
+        )
+    }
+}
+
+impl Drop for Bouncer {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(self.dir.path().join("pgbouncer.pid")) {
+            let _ = Command::new("kill").arg(pid.trim()).status();
+        }
+    }
+}
+
 /// Creates a uniquely named database through `admin_url` (a database of a cluster with
 /// trust authentication) and returns its name.
 pub fn create_database(admin_url: &str) -> String {

@@ -201,6 +201,9 @@ impl Jail {
 
 impl Drop for Jail {
     fn drop(&mut self) {
+        // An Argon2 admission gate made inside (by the installed package): its System V
+        // semaphores belong to the host's IPC namespace and would outlive the jail.
+        let _ = apppw::gate::remove(&self.path("/run/apppw/argon2-gate"));
         // Closing stdin ends the holder; Dovecot was stopped by its own guard.
         let _ = self.holder.kill();
         let _ = self.holder.wait();

@@ -810,6 +810,66 @@ fn reply_program_that_cannot_run_is_a_temporary_failure() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("reply program"));
 }
 
+/// `apppw-checkpassword` does not load OpenSSL: a database that needs TLS is handed to
+/// `apppw-checkpassword-tls` next to it, and without that program the attempt is a temporary
+/// failure that says why (never a plaintext connection).
+#[test]
+fn a_database_that_needs_tls_goes_to_the_tls_program() {
+    let needed = |elf: &Path| {
+        let out = Command::new("readelf")
+            .arg("-dW")
+            .arg(elf)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(!needed(&bin("apppw-checkpassword")).contains("libssl"));
+    assert!(needed(&bin("apppw-checkpassword-tls")).contains("libssl"));
+
+    // A host that is not loopback: verify-full. Nothing listens at 192.0.2.1, so the TLS
+    // program fails to connect; alone, the plain one cannot even try.
+    let env = TestEnv::with_postgres(
+        "postgresql://apppw@192.0.2.1/apppw?connect_timeout=1",
+        "",
+        "",
+    );
+    let alone = env.dir.path().join("alone");
+    std::fs::create_dir(&alone).unwrap();
+    std::fs::copy(
+        bin("apppw-checkpassword"),
+        alone.join("apppw-checkpassword"),
+    )
+    .unwrap();
+    let shaped = "abcd efgh ijkl mnop qrst uvwx";
+    let run = |program: &Path| {
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c")
+            .arg("exec \"$@\" 3<&0 0</dev/null")
+            .arg("sh")
+            .arg(program)
+            .arg("--config")
+            .arg(&env.config)
+            .arg("/bin/true")
+            .env_clear()
+            .env("TCPREMOTEIP", OFF_IP);
+        run_with_stdin(&mut cmd, &input("alice", shaped))
+    };
+    let out = run(&alone.join("apppw-checkpassword"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(111), "{stderr}");
+    assert!(
+        stderr.contains("needs TLS") && stderr.contains("apppw-checkpassword-tls"),
+        "{stderr}"
+    );
+    let out = run(&bin("apppw-checkpassword"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(111), "{stderr}");
+    assert!(
+        stderr.contains("not reachable"),
+        "the TLS program tried: {stderr}"
+    );
+}
+
 #[test]
 fn per_attempt_cost() {
     let f = Fixture::new("");

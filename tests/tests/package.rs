@@ -261,6 +261,8 @@ fn inspect_contents(deb: &Path, tmp: &Path) {
     let expected = [
         ("/usr/bin/apppw", "-rwxr-xr-x"),
         ("/usr/lib/apppw/apppw-checkpassword", "-rwxr-xr-x"),
+        ("/usr/lib/apppw/apppw-checkpassword-tls", "-rwxr-xr-x"),
+        ("/usr/lib/tmpfiles.d/apppw.conf", "-rw-r--r--"),
         (pam.as_str(), "-rw-r--r--"),
         ("/etc/apppw/apppw.toml", "-rw-r-----"),
         ("/var/lib/apppw/", "drwxr-x---"),
@@ -325,6 +327,7 @@ fn inspect_contents(deb: &Path, tmp: &Path) {
     for elf in [
         "usr/bin/apppw",
         "usr/lib/apppw/apppw-checkpassword",
+        "usr/lib/apppw/apppw-checkpassword-tls",
         &pam[1..],
     ] {
         let sections = ok(Command::new("readelf").arg("-SW").arg(root.join(elf)));
@@ -416,7 +419,13 @@ fn check_installed() {
         "postinst did not create the group apppw"
     );
     let apppw = gid_of("apppw");
-    for (path, want) in [("/etc/apppw", 0o750), (CONFIG, 0o640), (DATA_DIR, 0o2770)] {
+    for (path, want) in [
+        ("/etc/apppw", 0o750),
+        (CONFIG, 0o640),
+        (DATA_DIR, 0o2770),
+        // The Argon2 admission gate's directory (tmpfiles.d).
+        ("/run/apppw", 0o2770),
+    ] {
         let meta = std::fs::metadata(path).unwrap();
         assert_eq!((meta.uid(), meta.gid()), (0, apppw), "owner of {path}");
         assert_eq!(mode(path), want, "mode of {path}: {:o}", mode(path));
@@ -435,6 +444,7 @@ fn check_installed() {
     for f in [
         "/usr/bin/apppw",
         "/usr/lib/apppw/apppw-checkpassword",
+        "/usr/lib/apppw/apppw-checkpassword-tls",
         pam.as_str(),
     ] {
         assert!(Path::new(f).is_file(), "{f} is not installed");
@@ -536,6 +546,20 @@ fn login_through_dovecot(tmp: &Path, restore: &mut Restore, password: &str) {
         log_text()
     );
 
+    // The logins went through the host's Argon2 admission gate, which the checkpassword
+    // backend (the dovecot user, group apppw) could make in /run/apppw.
+    let gate = std::fs::read_to_string("/run/apppw/argon2-gate").unwrap_or_default();
+    assert!(
+        gate.starts_with("apppw-argon2-gate 1 semid="),
+        "gate file: {gate:?}\n{}",
+        log_text()
+    );
+    assert!(
+        !log_text().contains("admission gate"),
+        "a problem with the gate:\n{}",
+        log_text()
+    );
+
     // The login was recorded (the database is group-writable, as docs/install.md says).
     let list = ok(Command::new("/usr/bin/apppw").args(["list", "alice", "--json"]));
     let list: serde_json::Value = serde_json::from_str(&list).unwrap();
@@ -569,7 +593,12 @@ fn remove_and_purge() {
     assert!(group_exists("apppw"), "dpkg -r removed the group");
 
     ok(Command::new("dpkg").args(["-P", "apppw"]));
-    for gone in ["/etc/apppw", DATA_DIR, "/usr/share/man/man1/apppw.1.gz"] {
+    for gone in [
+        "/etc/apppw",
+        DATA_DIR,
+        "/run/apppw",
+        "/usr/share/man/man1/apppw.1.gz",
+    ] {
         assert!(
             !Path::new(gone).exists(),
             "{gone} is still there after dpkg -P"

@@ -166,6 +166,24 @@ fn database_down_is_a_temporary_failure_and_recovers() {
     }
 }
 
+/// A long-lived PAM host with the `imap` stack of `env` (the caller keeps the service files).
+fn pam_host(env: &TestEnv) -> (Host, ServiceDir) {
+    let services = ServiceDir::new();
+    let apppw = apppw_line(&format!("config={}", env.config.display()));
+    let primary = primary_line(services.dir.path(), NORMAL);
+    services.add("imap", &[&apppw, &primary]);
+    (Host::start(&services), services)
+}
+
+/// apppw's sessions on the database of `url`, as PostgreSQL counts them.
+fn apppw_sessions(url: &str) -> String {
+    psql(
+        url,
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE application_name = 'apppw' AND datname = current_database()",
+    )
+}
+
 /// A long-lived PAM host (as Dovecot's auth worker) keeps one connection for all its logins,
 /// and a server restart costs no login: the closed connection is replaced at the next one.
 #[test]
@@ -178,18 +196,8 @@ fn a_long_lived_pam_host_keeps_one_connection_and_survives_a_restart() {
     let url = cluster.url(&cluster.create_database());
     let env = TestEnv::with_postgres(&url, "", "");
     let pw = env.create("alice", "phone", &[]);
-    let services = ServiceDir::new();
-    let apppw = apppw_line(&format!("config={}", env.config.display()));
-    let primary = primary_line(services.dir.path(), NORMAL);
-    services.add("imap", &[&apppw, &primary]);
-    let mut host = Host::start(&services);
-    let sessions = || {
-        psql(
-            &url,
-            "SELECT count(*) FROM pg_stat_activity \
-             WHERE application_name = 'apppw' AND datname = current_database()",
-        )
-    };
+    let (mut host, _services) = pam_host(&env);
+    let sessions = || apppw_sessions(&url);
 
     for round in 0..5 {
         let answer = host.login("imap", "alice", Some(OFF_IP), &pw);
@@ -212,6 +220,97 @@ fn a_long_lived_pam_host_keeps_one_connection_and_survives_a_restart() {
     let answer = host.login("imap", "alice", Some(OFF_IP), &pw);
     assert_eq!(answer.said, "accepted", "server back: {answer:?}");
     assert_eq!(sessions(), "1");
+}
+
+/// `database_idle_seconds`: the connection a long-lived host keeps is closed by PostgreSQL
+/// once it has been idle that long (idle_session_timeout, asked for by apppw), and the next
+/// login simply connects again.
+#[test]
+fn an_idle_kept_connection_is_closed() {
+    require_postgres!("an_idle_kept_connection_is_closed");
+    if !pam_wrapper_available("an_idle_kept_connection_is_closed") {
+        return;
+    }
+    let cluster = Cluster::start();
+    let url = cluster.url(&cluster.create_database());
+    let env = TestEnv::with_postgres(&url, "database_idle_seconds = 1\n", "");
+    let pw = env.create("alice", "phone", &[]);
+    let (mut host, _services) = pam_host(&env);
+    let sessions = || apppw_sessions(&url);
+    for round in 0..3 {
+        let answer = host.login("imap", "alice", Some(OFF_IP), &pw);
+        assert_eq!(answer.said, "accepted", "round {round}: {answer:?}");
+    }
+    assert_eq!(sessions(), "1", "kept while in use");
+    // Idle for 1 s (+ 1 s of grace on the server's side): closed by the server.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while sessions() != "0" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the idle connection was never closed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let answer = host.login("imap", "alice", Some(OFF_IP), &pw);
+    assert_eq!(answer.said, "accepted", "after the close: {answer:?}");
+    assert_eq!(sessions(), "1");
+}
+
+/// Behind PgBouncer in transaction pooling mode (docs/PERFORMANCE.md, "Several mail servers"):
+/// create, logins through checkpassword and a long-lived PAM host, failure counters and the
+/// cool-down, while the server sees no more connections than PgBouncer's pool.
+#[test]
+fn works_behind_pgbouncer_in_transaction_mode() {
+    require_postgres!("works_behind_pgbouncer_in_transaction_mode");
+    if pg::pgbouncer().is_none() {
+        eprintln!("SKIP works_behind_pgbouncer_in_transaction_mode: pgbouncer not installed");
+        return;
+    }
+    let cluster = Cluster::start();
+    let db = cluster.create_database();
+    let bouncer = pg::Bouncer::start(&cluster, &db, 2);
+    let env = TestEnv::with_postgres(
+        &bouncer.url(&db),
+        "",
+        "[lockout]\nmax_failures_per_client = 2\n",
+    );
+    let pw = env.create("alice", "phone", &[]);
+    let wrong = format!("{}zzzz zzzz zzzz zzzz zzzz", &pw[..5]);
+    let mut host =
+        pam_wrapper_available("works_behind_pgbouncer (PAM part)").then(|| pam_host(&env));
+    // Several checkpassword processes at once, each with its own client connection.
+    std::thread::scope(|s| {
+        let runs: Vec<_> = (0..6)
+            .map(|_| s.spawn(|| checkpassword(&env, "alice", &pw, OFF_IP).0))
+            .collect();
+        for r in runs {
+            assert_eq!(r.join().unwrap(), Some(0));
+        }
+    });
+    if let Some((host, _)) = &mut host {
+        for _ in 0..3 {
+            let answer = host.login("imap", "alice", Some(OFF_IP), &pw);
+            assert_eq!(answer.said, "accepted", "{answer:?}");
+        }
+    }
+    // Counters and the cool-down work through the pooler's transactions.
+    for _ in 0..2 {
+        assert_eq!(
+            checkpassword(&env, "alice", &wrong, "198.51.100.9").0,
+            Some(1)
+        );
+    }
+    assert_eq!(checkpassword(&env, "alice", &pw, "198.51.100.9").0, Some(1));
+    assert_eq!(checkpassword(&env, "alice", &pw, OFF_IP).0, Some(0));
+    let server_side = psql(
+        &cluster.url(&db),
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND application_name <> 'psql'",
+    );
+    assert!(
+        server_side.parse::<u32>().unwrap() <= 2,
+        "{server_side} server connections behind a pool of 2"
+    );
 }
 
 #[test]

@@ -17,5 +17,6 @@ name-taken = You already have an app password named “{ $label }”. Choose ano
 service-invalid = Choose services from the list.
 expiry-invalid = Choose an expiry from the list.
 too-many = You have { $max } app passwords, the most allowed. Delete one you no longer use first.
+create-busy = The server is very busy right now, so the app password was not created. Try again in a minute.
 create-rate-limited = You have created many app passwords in a short time. Try again later.
 form-expired = This form had expired. Check it and send it again.

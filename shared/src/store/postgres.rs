@@ -20,6 +20,7 @@ use postgres::types::{ToSql, Type};
 use postgres::{Client, GenericClient, NoTls, Row};
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 use zeroize::Zeroizing;
 
@@ -193,6 +194,25 @@ pub(super) fn check_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Connects with TLS: the OpenSSL connector, once [`enable_tls`] has made it this process's.
+type TlsConnect =
+    fn(&postgres::Config, &tls::Tls) -> Result<Result<Client, postgres::Error>, String>;
+
+/// This process's way to connect with TLS; unset in a program that never enables it, which
+/// then does not link OpenSSL at all (see `super::enable_postgres_tls`).
+static TLS_CONNECT: OnceLock<TlsConnect> = OnceLock::new();
+
+/// Makes OpenSSL this process's TLS for PostgreSQL.
+pub(super) fn enable_tls() {
+    let _ = TLS_CONNECT.set(|config, settings| Ok(config.connect(tls::connector(settings)?)));
+}
+
+/// Does a connection to `url` need TLS (always, or if the server offers it)? `false` for a
+/// URL that does not parse: connecting reports that.
+pub(super) fn needs_tls(url: &str) -> bool {
+    tls::Plan::new(url).is_ok_and(|plan| plan.tls.is_some())
+}
+
 fn connect(target: &PgTarget, mode: Mode) -> Result<Client, StoreError> {
     let unavailable = |message: String| StoreError::Unavailable {
         database: target.url.clone(),
@@ -229,7 +249,10 @@ fn connect(target: &PgTarget, mode: Mode) -> Result<Client, StoreError> {
     }
     let connected = match &plan.tls {
         None => config.connect(NoTls),
-        Some(settings) => config.connect(tls::connector(settings).map_err(unavailable)?),
+        Some(settings) => match TLS_CONNECT.get() {
+            Some(connect_tls) => connect_tls(&config, settings).map_err(unavailable)?,
+            None => return Err(StoreError::NoTls(target.url.clone())),
+        },
     };
     connected.map_err(|e| {
         let mut message = describe(&e);
@@ -304,6 +327,17 @@ impl Postgres {
             client: RefCell::new(client),
             name: target.url.clone(),
         })
+    }
+
+    /// `SET idle_session_timeout`, with a second's grace so that the client's own limit
+    /// (which drops a connection idle for `idle` before using it) comes first.
+    pub(super) fn close_when_idle(&mut self, idle: Duration) {
+        let ms = idle.as_millis().saturating_add(1000);
+        if let Ok(mut client) = self.client() {
+            // PostgreSQL before 14 does not know the setting: that error leaves the session
+            // as it was.
+            let _ = client.simple_query(&format!("SET idle_session_timeout = {ms}"));
+        }
     }
 
     fn client(&self) -> Result<std::cell::RefMut<'_, Client>, StoreError> {
