@@ -1355,6 +1355,36 @@ mod tests {
         assert!(Store::open_for_login(&path).is_ok());
     }
 
+    /// Logins in processes of their own (checkpassword) keep -wal short: each such process
+    /// rebuilds SQLite's WAL index from all of it, and SQLite's own checkpoints never restart a
+    /// file that every connection opened afresh.
+    #[test]
+    fn logins_in_fresh_processes_keep_the_wal_short() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let mut s = Store::open_for_admin(&path).unwrap();
+        s.create(&new_cred("alice", "phone", "abcd")).unwrap();
+        drop(s);
+        let wal = crate::trust::with_suffix(&path, "-wal");
+        let mut longest = 0;
+        for at in 0..300 {
+            // A new connection per login, closed before the next: as a process per login.
+            let mut login = Store::open_for_login(&path).unwrap();
+            login
+                .record_use(1, at, Some("2001:db8::1"), Some("imap"))
+                .unwrap();
+            drop(login);
+            longest = longest.max(std::fs::metadata(&wal).unwrap().len());
+        }
+        // One write transaction adds a frame or two past the bound before it is emptied.
+        assert!(longest <= 70 * (4096 + 24), "-wal grew to {longest} bytes");
+        let last: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT last_used_at FROM app_passwords", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(last, 299);
+    }
+
     /// No connection deletes -wal and -shm on close: they keep the owner who created them
     /// (see the module documentation).
     #[test]

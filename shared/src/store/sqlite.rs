@@ -27,6 +27,8 @@ use std::time::Duration;
 const LOGIN_BUSY_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a last-used update may wait: it must never hold up a login.
 const RECORD_BUSY_TIMEOUT: Duration = Duration::from_millis(100);
+/// Size of `-wal` past which a login's write empties it (about 64 frames of 4 KiB pages).
+const LOGIN_WAL_MAX_BYTES: u64 = 64 * (4096 + 24);
 /// How long the CLI waits for other writers.
 const ADMIN_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the CLI's final checkpoint waits for readers.
@@ -497,6 +499,29 @@ impl Sqlite {
         Ok(stmt.exists(params![user, device, since])?)
     }
 
+    /// Empties `-wal` once it has grown past [`LOGIN_WAL_MAX_BYTES`]; called after a login's
+    /// write, with the short busy timeout of those writes still set.
+    ///
+    /// Why: a process that opens the database while no other has it open rebuilds SQLite's WAL
+    /// index by reading all of `-wal` (about 0.1 ms per 100 frames), and that rebuild also
+    /// forgets how far earlier checkpoints got, so SQLite's own automatic checkpoint never
+    /// restarts the file: with a process per login (checkpassword), `-wal` grew by a frame per
+    /// writing login until the next admin command, and every login read all of it. A
+    /// `TRUNCATE` checkpoint copies the frames into the main file and empties `-wal` (the file
+    /// stays, with its owner). Best effort: if readers keep it busy, a later login does it.
+    fn keep_wal_short(&self) {
+        let Some(checked) = &self.checked else {
+            return;
+        };
+        let mut wal = checked.path.clone().into_os_string();
+        wal.push("-wal");
+        if std::fs::metadata(&wal).is_ok_and(|m| m.len() > LOGIN_WAL_MAX_BYTES) {
+            let _ = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        }
+    }
+
     pub(super) fn record_failure(
         &mut self,
         user: &str,
@@ -545,6 +570,9 @@ impl Sqlite {
             }
             tx.commit()
         })();
+        if result.is_ok() {
+            self.keep_wal_short();
+        }
         let _ = self.conn.busy_timeout(LOGIN_BUSY_TIMEOUT);
         Ok(result?)
     }
@@ -608,6 +636,9 @@ impl Sqlite {
             }
             tx.commit()
         })();
+        if result.is_ok() {
+            self.keep_wal_short();
+        }
         let _ = self.conn.busy_timeout(LOGIN_BUSY_TIMEOUT);
         Ok(result?)
     }
@@ -713,6 +744,9 @@ impl Sqlite {
             }
             tx.commit()
         })();
+        if result.is_ok() {
+            self.keep_wal_short();
+        }
         let _ = self.conn.busy_timeout(LOGIN_BUSY_TIMEOUT);
         Ok(result?)
     }
