@@ -11,6 +11,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Linux-PAM's modules.
 pub const SECURITY_DIR: &str = "/usr/lib/x86_64-linux-gnu/security";
@@ -157,6 +158,7 @@ impl ServiceDir {
         ops: &[&str],
     ) -> PamResult {
         let mut cmd = self.command(service, user, rhost, env, ops);
+        let _shared = short_lived_run();
         let mut out = crate::run_with_stdin(&mut cmd, stdin.as_bytes());
         for _ in 0..5 {
             if !harness_failed(&out, service) {
@@ -196,6 +198,26 @@ impl ServiceDir {
             .env_remove("APPPW_CONFIG")
             .env_remove("PAM_AUTHTOK");
     }
+}
+
+/// pam_wrapper keeps each process's copy of the service files in a directory named after
+/// `pid % 70`, which another process of the same slot overwrites or removes (see
+/// [`harness_failed`]). A short run can simply be made again; a [`Host`] cannot (it would lose
+/// the state it is there to show), so short runs share this lock and a host holds it
+/// exclusively for its life: within a test binary no other pam_wrapper process runs beside it.
+static PAM_WRAPPER_SLOTS: RwLock<()> = RwLock::new(());
+
+/// Held by a short pam_wrapper run (pamtester) of this test binary for its duration.
+pub fn short_lived_run() -> RwLockReadGuard<'static, ()> {
+    PAM_WRAPPER_SLOTS
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn long_lived_run() -> RwLockWriteGuard<'static, ()> {
+    PAM_WRAPPER_SLOTS
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// What the first line of each stack written by [`ServiceDir::add`] prints.
@@ -283,6 +305,8 @@ pub struct Host {
     child: Child,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
+    /// No other pam_wrapper process of this test binary runs while the host lives.
+    _alone: RwLockWriteGuard<'static, ()>,
 }
 
 /// The host's answer to one login.
@@ -299,6 +323,7 @@ pub struct HostAnswer {
 impl Host {
     /// Starts the host under pam_wrapper with `services`.
     pub fn start(services: &ServiceDir) -> Host {
+        let alone = long_lived_run();
         let mut cmd = Command::new(bin("apppw-test-pam-host"));
         services.wrap(&mut cmd);
         let mut child = cmd
@@ -313,6 +338,7 @@ impl Host {
             child,
             stdin,
             stdout,
+            _alone: alone,
         }
     }
 

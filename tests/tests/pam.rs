@@ -11,7 +11,7 @@
 
 use apppw_integration_tests::pam::{
     PamResult, ServiceDir, WRAPPER_MODULES, apppw_line, harness_failed, module,
-    pam_wrapper_available, primary_line, system_module,
+    pam_wrapper_available, primary_line, short_lived_run, system_module,
 };
 use apppw_integration_tests::{CAMPUS_IP, EXCEPT_IP, OFF_IP, TestEnv, run_with_stdin};
 use std::path::Path;
@@ -471,6 +471,7 @@ fn harness_tells_its_own_failures_from_decisions() {
         let mut cmd = s
             .services
             .command(service, "alice", Some(OFF_IP), &[], &["authenticate"]);
+        let _shared = short_lived_run();
         run_with_stdin(&mut cmd, format!("{NORMAL}\n").as_bytes())
     };
     let refused = run("imap");
