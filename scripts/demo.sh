@@ -75,20 +75,28 @@ done
 # Dovecot 2.3: checkpassword, a PAM service file for the normal password.
 setup_23() {
 PAM_SERVICE=apppw-demo-$$
+GROUP_CREATED=
 cleanup() {
   if [ -f "$T/run/master.pid" ]; then
     doveadm -c "$T/dovecot.conf" stop >/dev/null 2>&1 || true
   fi
   rm -f "/etc/pam.d/$PAM_SERVICE"
   rm -rf "$T"
+  if [ -n "$GROUP_CREATED" ]; then groupdel apppw 2>/dev/null || true; fi
 }
 trap cleanup EXIT
+# The package's layout: group apppw, the database's directory root:apppw 2770 (setgid: what
+# root's "apppw create" makes there belongs to the group), Dovecot's auth process in the group
+# through extra_groups (dovecot.conf below). Files that decide a login must not be writable by
+# anyone else (pam_apppw(8), "Trust").
+if ! getent group apppw >/dev/null; then
+  groupadd --system apppw
+  GROUP_CREATED=1
+fi
 mkdir -p "$T/run" "$T/state" "$T/home" "$T/db"
 chmod 1777 "$T/home"
-# The database directory as the docs recommend: the dovecot group may create SQLite's
-# -wal/-shm files next to the database.
-chown root:dovecot "$T/db"
-chmod 0770 "$T/db"
+chown root:apppw "$T/db"
+chmod 2770 "$T/db"
 
 echo "==> Primary password service: /etc/pam.d/$PAM_SERVICE (pam_matrix, stands in for pam_unix/pam_sss)"
 printf '%s:%s:%s\n' "$USER_NAME" "$NORMAL_PW" "$PAM_SERVICE" > "$T/passdb"
@@ -120,8 +128,6 @@ APP_PW=$(apppw create "$USER_NAME" phone --json |
   sed -n 's/.*"password":"\([a-z ]*\)".*/\1/p')
 [ -n "$APP_PW" ] || die "apppw create printed no password"
 echo "    app password for $USER_NAME: $APP_PW   (shown once; stored only as an Argon2id hash)"
-chgrp dovecot "$T/db/apppw.db"
-chmod 0660 "$T/db/apppw.db"
 
 cat > "$T/dovecot.conf" <<EOF
 base_dir = $T/run
@@ -140,6 +146,10 @@ mail_location = maildir:~/Maildir
 passdb {
   driver = checkpassword
   args = $BIN/apppw-checkpassword --config $T/apppw.toml
+}
+# The checkpassword backend runs as Dovecot's auth user: group apppw reads the database.
+service auth {
+  extra_groups = apppw
 }
 userdb {
   driver = static

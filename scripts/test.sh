@@ -13,6 +13,14 @@ fi
 cargo build --release --workspace --locked
 cargo test --release --workspace --locked
 
+# The README's demo as a user runs it, on both Dovecot versions: it must keep working.
+if [ "$(id -u)" = 0 ]; then
+  bash scripts/demo.sh --dovecot 2.3
+  if [ -n "${APPPW_TRIXIE_ROOT:-}" ]; then
+    bash scripts/demo.sh --dovecot 2.4
+  fi
+fi
+
 # The PostgreSQL round: one throwaway cluster, a fresh database per test environment, reached
 # over TLS only (sslmode=verify-full). The package, self-service, soak and fault tests are
 # about SQLite files and stay in the first round; tests/tests/postgres.rs (above) covers what
