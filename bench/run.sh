@@ -1,6 +1,6 @@
 #!/bin/bash
 # Benchmarks apppw's login paths against their peers on this machine and prints Markdown tables
-# (see docs/PERFORMANCE.md). Run as root from anywhere in a checkout:
+# (see docs/performance.md). Run as root from anywhere in a checkout:
 #
 #   bench/run.sh [--n N] [--seconds S] [--clients 1,2,8,32] [--big-users 100000]
 #                [--only argon,lib,cp,pam,dovecot] [--plot FILE.svg]

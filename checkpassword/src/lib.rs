@@ -41,7 +41,7 @@ const TLS_PROGRAM: &str = "apppw-checkpassword-tls";
 /// `apppw-checkpassword-tls`.
 pub fn program(with_tls: bool) -> ! {
     // One attempt per process: the Argon2 known-answer test with small parameters, so that
-    // the attempt costs one verification's work, not two (docs/SECURITY.md).
+    // the attempt costs one verification's work, not two (docs/security.md).
     apppw::hash::self_test_for_one_attempt();
     start_watchdog();
     let exit = run(with_tls);

@@ -4,7 +4,7 @@
 //!
 //! Why: an Argon2id computation is 19 MiB of memory-bound work. Beyond one per core they only
 //! evict each other from the caches, so a login burst on more workers than cores makes every
-//! login slower and the host's logins per second fall (docs/PERFORMANCE.md). The gate keeps the
+//! login slower and the host's logins per second fall (docs/performance.md). The gate keeps the
 //! number of computations at the number of cores; the others wait their turn.
 //!
 //! How: one System V semaphore set per host, named by a small file ([`DEFAULT_PATH`]) that

@@ -5,7 +5,7 @@
 //!
 //! - **libsodium from the system** ([`crate::sodium`]) for hashes with one lane and a 16-byte
 //!   salt: every hash apppw writes with the default parameters. Debian's security updates reach
-//!   it, and it is the fastest candidate measured (docs/PERFORMANCE.md).
+//!   it, and it is the fastest candidate measured (docs/performance.md).
 //! - **the `argon2` crate** (RustCrypto) for every other valid hash (`p > 1`, other salt
 //!   lengths), which libsodium's interface cannot express. Its working memory is ours
 //!   ([`HugeBlocks`]): huge pages, kept out of core dumps, wiped after each computation, and

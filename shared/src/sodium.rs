@@ -16,7 +16,7 @@
 //! `mmap` with `MAP_POPULATE`, 4 KiB pages) and unmaps it before returning. It does not clear
 //! it first: `crypto_pwhash_argon2id` runs Argon2 with `ARGON2_DEFAULT_FLAGS` (0), so the
 //! memory wipe of its `free_instance` is skipped (libsodium 1.0.18 and later); the kernel clears
-//! the pages before it hands them to anyone again. docs/SECURITY.md says what follows.
+//! the pages before it hands them to anyone again. docs/security.md says what follows.
 #![allow(unsafe_code)]
 
 use std::ffi::{c_char, c_int, c_uchar, c_ulonglong};

@@ -182,7 +182,7 @@ impl fmt::Display for Database {
 /// [`StoreError::NoTls`], never in plaintext. A program that never calls it does not link
 /// OpenSSL at all: `apppw-checkpassword`, started for every login, would otherwise pay
 /// ~0.7 ms of dynamic linking (libssl and libcrypto's ~4900 symbol relocations) per start
-/// (docs/PERFORMANCE.md).
+/// (docs/performance.md).
 pub fn enable_postgres_tls() {
     #[cfg(feature = "postgres")]
     postgres::enable_tls();

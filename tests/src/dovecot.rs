@@ -120,7 +120,7 @@ pub fn group_members(name: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Sets up the package's layout (README, "Files and permissions"), which Dovecot's
+/// Sets up the package's layout (docs/install.md, "Files, owners, modes"), which Dovecot's
 /// checkpassword user (in group `apppw`) and root (the PAM module in the auth worker) can
 /// both trust: the database's directory `root:apppw 2770`, the database and its `-wal` and
 /// `-shm` `root:apppw 0660` (0660 so that last-used updates are recorded), the config

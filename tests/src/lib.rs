@@ -1,7 +1,7 @@
 //! Helpers for the integration tests in `tests/tests/`: they drive the built release binaries
 //! (`target/release/apppw`, `apppw-checkpassword`, `libpam_apppw.so`) the way an admin would.
 //!
-//! Build first: `cargo build --release --workspace` (the README's test command does).
+//! Build first: `cargo build --release --workspace` (`scripts/test.sh` does).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod dovecot;

@@ -279,7 +279,7 @@ impl Drop for Cluster {
     }
 }
 
-/// A PgBouncer in transaction pooling mode in front of a cluster, as docs/PERFORMANCE.md
+/// A PgBouncer in transaction pooling mode in front of a cluster, as docs/postgresql.md
 /// describes it for sites with several mail servers: stopped on drop.
 pub struct Bouncer {
     dir: tempfile::TempDir,

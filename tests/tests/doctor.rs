@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use apppw_integration_tests::dovecot::{group_id, share_with_dovecot};
-use apppw_integration_tests::{TestEnv, bin, is_root};
+use apppw_integration_tests::{TestEnv, bin, is_root, workspace};
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -306,7 +306,7 @@ fn database_missing_and_access_as_the_dovecot_user() {
         return;
     }
 
-    // The package's layout (README, "Files and permissions") without the group for
+    // The package's layout (docs/install.md, "Files, owners, modes") without the group for
     // Dovecot's auth process: it cannot even read the config.
     let site = Site::new();
     site.dovecot_with_auth_groups("", "");
@@ -533,12 +533,12 @@ fn postgresql_role_without_the_documented_write_grants() {
     let admin = cluster.url(&name);
     let env = TestEnv::with_postgres(&admin, "", "");
     env.create("alice", "phone", &[]);
-    // The mail servers' role with README's read grants only.
+    // The mail servers' role with the documented read grants only.
+    let (read, write) = documented_grants("mailrole");
     psql(&admin, "CREATE ROLE mailrole LOGIN");
-    psql(
-        &admin,
-        "GRANT SELECT ON apppw_schema, app_passwords, exemptions TO mailrole",
-    );
+    for grant in &read {
+        psql(&admin, grant);
+    }
     let site = Site {
         dovecot_conf: env.dir.path().join("dovecot.conf"),
         pam_dir: tempfile::tempdir().unwrap(),
@@ -554,15 +554,33 @@ fn postgresql_role_without_the_documented_write_grants() {
         f["fix"].as_str().unwrap().contains("Database and roles"),
         "{f}"
     );
-    // README's write grants, exactly as written there.
-    psql(
-        &admin,
-        "GRANT UPDATE (last_used_at, last_used_ip, last_used_service) ON app_passwords TO mailrole",
-    );
-    psql(
-        &admin,
-        "GRANT SELECT, INSERT, UPDATE, DELETE ON failures, offcampus_attempts, offcampus_days \
-         TO mailrole",
-    );
+    // The documented write grants, exactly as written there.
+    for grant in &write {
+        psql(&admin, grant);
+    }
     site.is_clean();
+}
+
+/// The `GRANT` lines of docs/postgresql.md, "Database and roles", for `role` instead of the
+/// mail servers' `apppw`: (the read grants, the write grants).
+fn documented_grants(role: &str) -> (Vec<String>, Vec<String>) {
+    let page = std::fs::read_to_string(workspace().join("docs/postgresql.md")).unwrap();
+    let start = page
+        .find("```sql")
+        .expect("the roles block of docs/postgresql.md");
+    let block = &page[start..];
+    let block = &block[..3 + block[3..].find("```").unwrap()];
+    let grants: Vec<String> = block
+        .lines()
+        .filter(|l| l.starts_with("GRANT "))
+        .map(|l| {
+            l.strip_suffix(" TO apppw;")
+                .map(|g| format!("{g} TO {role}"))
+                .expect("a grant to the role apppw")
+        })
+        .collect();
+    assert_eq!(grants.len(), 3, "{block}");
+    grants
+        .into_iter()
+        .partition(|g| g.starts_with("GRANT SELECT ON"))
 }

@@ -70,7 +70,7 @@ fn multiarch() -> String {
 }
 
 /// The .deb: `$APPPW_DEB`, or built by the packaging script from the already built binaries
-/// (the README's test command builds them first; the script's own `cargo build` is for people).
+/// (`scripts/test.sh` builds them first; the script's own `cargo build` is for people).
 fn the_package(out_dir: &Path) -> PathBuf {
     if let Some(deb) = std::env::var_os("APPPW_DEB") {
         return PathBuf::from(deb);
@@ -182,7 +182,7 @@ fn package_builds_installs_authenticates_and_purges() {
     ok(Command::new("dpkg").arg("-i").arg(&deb));
     check_installed();
 
-    // The first app password, the way docs/install.md says.
+    // The first app password, the way the README's quick start and docs/install.md say.
     let config = std::fs::read_to_string(CONFIG).unwrap();
     assert!(config.contains("\ncampus = []"), "{config}");
     std::fs::write(
@@ -722,8 +722,8 @@ fn man_pages_render_without_warnings() {
 }
 
 /// The same .deb on Debian 13 with Dovecot 2.4, as an administrator meets it there: in a jail on
-/// the trixie root of `scripts/trixie-root.sh`, the README's "Debian 13 and Dovecot 2.4"
-/// sequence runs as written (only `systemctl`, absent without systemd, starts Dovecot instead),
+/// the trixie root of `scripts/trixie-root.sh`, the README's quick start for Debian 13 runs
+/// as written (only `systemctl`, absent without systemd, starts Dovecot instead),
 /// then logins go through the installed `pam_apppw.so`, the installed example configurations and
 /// the installed `apppw`, whose revoke flushes Dovecot's auth cache with the default settings.
 #[test]

@@ -256,7 +256,7 @@ fn an_idle_kept_connection_is_closed() {
     assert_eq!(sessions(), "1");
 }
 
-/// Behind PgBouncer in transaction pooling mode (docs/PERFORMANCE.md, "Several mail servers"):
+/// Behind PgBouncer in transaction pooling mode (docs/postgresql.md, "PgBouncer"):
 /// create, logins through checkpassword and a long-lived PAM host, failure counters and the
 /// cool-down, while the server sees no more connections than PgBouncer's pool.
 #[test]
