@@ -12,6 +12,7 @@
 //! - [`sodium`], [`hugemem`]: the libsodium binding and the `argon2` crate's working memory;
 //! - [`gate`]: the host-wide Argon2 admission gate (System V semaphores);
 //! - [`store`]: the SQLite database and its migrations;
+//! - `pgurl`: what a PostgreSQL URL asks for (TLS, `sslmode`), checked without connecting;
 //! - [`timefmt`]: RFC 3339 times and expiry arguments, on `jiff`;
 //! - [`issue`]: creating an app password (validation, generation, hashing, insertion);
 //! - [`verify`]: **why a login was accepted or refused** — the one decision;
@@ -29,6 +30,8 @@ pub mod hugemem;
 pub mod input;
 pub mod issue;
 pub mod network;
+#[cfg(feature = "postgres")]
+mod pgurl;
 pub mod secret;
 pub mod sodium;
 pub mod store;

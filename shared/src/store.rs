@@ -135,7 +135,7 @@ impl Database {
     pub fn check_url(url: &str) -> Result<(), String> {
         #[cfg(feature = "postgres")]
         {
-            postgres::check_url(url)
+            crate::pgurl::check(url)
         }
         #[cfg(not(feature = "postgres"))]
         {
@@ -151,7 +151,7 @@ impl Database {
         match self {
             Database::Sqlite(_) => false,
             #[cfg(feature = "postgres")]
-            Database::Postgres(t) => postgres::needs_tls(&t.url),
+            Database::Postgres(t) => crate::pgurl::needs_tls(&t.url),
             #[cfg(not(feature = "postgres"))]
             Database::Postgres(_) => false,
         }

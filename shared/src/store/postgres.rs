@@ -6,7 +6,7 @@
 //! connecting is bounded by `connect_timeout` (default [`CONNECT_TIMEOUT`]), every query by
 //! `statement_timeout`. A database that cannot be reached is "unavailable", never "accepted".
 //! TLS, libpq's `sslmode` and apppw's "no plaintext to a host that is not loopback" rule are
-//! in `postgres/tls.rs`.
+//! in `pgurl.rs`.
 //!
 //! The schema version lives in the one-row table `apppw_schema`.
 
@@ -16,6 +16,7 @@ use super::{
     ReportRow, SCHEMA_VERSION, Stats, StoreError, StoredCredential, day_of, split_services,
 };
 use crate::config::{Enforcement, Lockout};
+use crate::pgurl::{self, Plan, Tls, describe};
 use postgres::types::{ToSql, Type};
 use postgres::{Client, GenericClient, NoTls, Row};
 use std::cell::RefCell;
@@ -23,8 +24,6 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 use zeroize::Zeroizing;
-
-mod tls;
 
 /// Used when the URL has no `connect_timeout`.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -114,26 +113,6 @@ pub(super) struct Postgres {
     name: String,
 }
 
-/// What went wrong, with the causes (PostgreSQL's own message, the OS error), never a secret.
-fn describe(e: &postgres::Error) -> String {
-    if let Some(db) = e.as_db_error() {
-        return format!(
-            "{}: {} (SQLSTATE {})",
-            db.severity(),
-            db.message(),
-            db.code().code()
-        );
-    }
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 fn query_error(e: postgres::Error) -> StoreError {
     StoreError::Postgres(describe(&e))
 }
@@ -181,22 +160,8 @@ fn read_password_file(path: &Path) -> Result<Zeroizing<String>, StoreError> {
     Ok(password)
 }
 
-/// The checks that can be made without connecting: a PostgreSQL URL without a password,
-/// with TLS parameters apppw understands (see `tls.rs`).
-pub(super) fn check_url(url: &str) -> Result<(), String> {
-    let plan = tls::Plan::new(url)?;
-    if plan.config.get_password().is_some() {
-        return Err(
-            "contains a password; put it in a file named by `database_password_file` instead"
-                .into(),
-        );
-    }
-    Ok(())
-}
-
 /// Connects with TLS: the OpenSSL connector, once [`enable_tls`] has made it this process's.
-type TlsConnect =
-    fn(&postgres::Config, &tls::Tls) -> Result<Result<Client, postgres::Error>, String>;
+type TlsConnect = fn(&postgres::Config, &Tls) -> Result<Result<Client, postgres::Error>, String>;
 
 /// This process's way to connect with TLS; unset in a program that never enables it, which
 /// then does not link OpenSSL at all (see `super::enable_postgres_tls`).
@@ -204,13 +169,7 @@ static TLS_CONNECT: OnceLock<TlsConnect> = OnceLock::new();
 
 /// Makes OpenSSL this process's TLS for PostgreSQL.
 pub(super) fn enable_tls() {
-    let _ = TLS_CONNECT.set(|config, settings| Ok(config.connect(tls::connector(settings)?)));
-}
-
-/// Does a connection to `url` need TLS (always, or if the server offers it)? `false` for a
-/// URL that does not parse: connecting reports that.
-pub(super) fn needs_tls(url: &str) -> bool {
-    tls::Plan::new(url).is_ok_and(|plan| plan.tls.is_some())
+    let _ = TLS_CONNECT.set(|config, settings| Ok(config.connect(pgurl::connector(settings)?)));
 }
 
 fn connect(target: &PgTarget, mode: Mode) -> Result<Client, StoreError> {
@@ -218,7 +177,7 @@ fn connect(target: &PgTarget, mode: Mode) -> Result<Client, StoreError> {
         database: target.url.clone(),
         message,
     };
-    let plan = tls::Plan::new(&target.url).map_err(|m| unavailable(format!("the URL {m}")))?;
+    let plan = Plan::new(&target.url).map_err(|m| unavailable(format!("the URL {m}")))?;
     let mut config = plan.config.clone();
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);

@@ -1,5 +1,6 @@
-//! TLS to PostgreSQL: libpq's `sslmode`, `sslrootcert`, `sslcert` and `sslkey`, with the
-//! system's OpenSSL.
+//! What a PostgreSQL URL (`database = "postgresql://..."`) asks for, checked without
+//! connecting ([`check`]), and TLS to PostgreSQL: libpq's `sslmode`, `sslrootcert`, `sslcert`
+//! and `sslkey`, with the system's OpenSSL.
 //!
 //! A forged lookup row logs anyone in, so the connection to a database on another machine must
 //! be authenticated. The `postgres` crate knows only `sslmode=disable|prefer|require` and
@@ -160,7 +161,7 @@ impl Plan {
     pub(crate) fn new(url: &str) -> Result<Plan, String> {
         let (rest, params) = split_ssl_params(url)?;
         let mut config: postgres::Config = rest.parse().map_err(|e: postgres::Error| {
-            format!("is not a valid PostgreSQL URL: {}", super::describe(&e))
+            format!("is not a valid PostgreSQL URL: {}", describe(&e))
         })?;
 
         let places = places(&config);
@@ -413,6 +414,45 @@ fn place_of_name(name: &str) -> Place {
         Ok(addr) => place_of_addr(addr),
         Err(_) => Place::Remote,
     }
+}
+
+/// The checks that can be made without connecting: a PostgreSQL URL without a password,
+/// with TLS parameters apppw understands (see [`Plan::new`]).
+pub(crate) fn check(url: &str) -> Result<(), String> {
+    let plan = Plan::new(url)?;
+    if plan.config.get_password().is_some() {
+        return Err(
+            "contains a password; put it in a file named by `database_password_file` instead"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// Does a connection to `url` need TLS (always, or if the server offers it)? `false` for a
+/// URL that does not parse: connecting reports that.
+pub(crate) fn needs_tls(url: &str) -> bool {
+    Plan::new(url).is_ok_and(|plan| plan.tls.is_some())
+}
+
+/// What went wrong, with the causes (PostgreSQL's own message, the OS error), never a secret.
+pub(crate) fn describe(e: &postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!(
+            "{}: {} (SQLSTATE {})",
+            db.severity(),
+            db.message(),
+            db.code().code()
+        );
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 // --- The connector --------------------------------------------------------------------------
