@@ -5,8 +5,8 @@
 //! `statement_timeout` so they never hold up a login (and their errors are only warnings);
 //! connecting is bounded by `connect_timeout` (default [`CONNECT_TIMEOUT`]), every query by
 //! `statement_timeout`. A database that cannot be reached is "unavailable", never "accepted".
-//! TLS, libpq's `sslmode` and apppw's "no plaintext to a host that is not loopback" rule are
-//! in `pgurl.rs`.
+//! What the URL asks for (libpq's `sslmode` and apppw's "no plaintext to a host that is not
+//! loopback" rule) is decided in `pgurl.rs`; the OpenSSL connector is `postgres/tls.rs`.
 //!
 //! The schema version lives in the one-row table `apppw_schema`.
 
@@ -16,7 +16,7 @@ use super::{
     ReportRow, SCHEMA_VERSION, Stats, StoreError, StoredCredential, day_of, split_services,
 };
 use crate::config::{Enforcement, Lockout};
-use crate::pgurl::{self, Plan, Tls, describe};
+use crate::pgurl::{Plan, Tls, describe};
 use postgres::types::{ToSql, Type};
 use postgres::{Client, GenericClient, NoTls, Row};
 use std::cell::RefCell;
@@ -24,6 +24,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 use zeroize::Zeroizing;
+
+mod tls;
 
 /// Used when the URL has no `connect_timeout`.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -169,7 +171,7 @@ static TLS_CONNECT: OnceLock<TlsConnect> = OnceLock::new();
 
 /// Makes OpenSSL this process's TLS for PostgreSQL.
 pub(super) fn enable_tls() {
-    let _ = TLS_CONNECT.set(|config, settings| Ok(config.connect(pgurl::connector(settings)?)));
+    let _ = TLS_CONNECT.set(|config, settings| Ok(config.connect(tls::connector(settings)?)));
 }
 
 fn connect(target: &PgTarget, mode: Mode) -> Result<Client, StoreError> {
