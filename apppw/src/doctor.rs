@@ -21,8 +21,8 @@ mod dovecot;
 mod pam;
 
 use crate::{Result, rollout::MAX_EXEMPTION_DAYS};
-use apppw::config::{Config, Mode};
-use apppw::store::{Database, Store, StoreError};
+use apppw::config::{Config, Database, Mode};
+use apppw::store::{Store, StoreError};
 use serde_json::json;
 use std::io::Write;
 use std::net::IpAddr;

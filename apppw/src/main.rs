@@ -8,13 +8,11 @@
 use apppw_cli::cli;
 
 use apppw::audit::{Admin, log_admin};
-use apppw::config::Config;
+use apppw::config::{Config, Database, PgTarget};
 use apppw::hash::Argon2Kdf;
 use apppw::issue;
 use apppw::secret;
-use apppw::store::{
-    Credential, CredentialFilter, Database, LazyStore, PgTarget, SCHEMA_VERSION, Store, StoreError,
-};
+use apppw::store::{Credential, CredentialFilter, LazyStore, SCHEMA_VERSION, Store, StoreError};
 use apppw::timefmt::{parse_expiry, rfc3339};
 use apppw::verify::{Decision, Record, Relaxed, Request, verify};
 use clap::Parser;

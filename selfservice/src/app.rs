@@ -18,7 +18,8 @@ use crate::templates::{
 };
 use crate::webconfig::{SignIn, WebConfig};
 use apppw::Config;
-use apppw::store::{Credential, Database, Store, StoreError};
+use apppw::config::Database;
+use apppw::store::{Credential, Store, StoreError};
 use apppw::timefmt::parse_expiry;
 use askama::Template;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};

@@ -17,16 +17,23 @@
 //! Unknown keys, malformed CIDRs and `except` entries outside every `campus` entry are errors
 //! naming the file, line and key. A config that cannot be loaded never grants access: without
 //! it nobody knows where campus is.
+//!
+//! The config describes; it does not act. This file holds what it describes (the policies,
+//! the errors), which file each program loads and how it is read; `config/database.rs` the
+//! database it names. The store, the gate and the verification use it, and nothing here uses
+//! them.
 
 use crate::hash::Params;
 use crate::network::{NetworkPolicy, canonical_net};
-use crate::store::{Database, PgTarget};
 use crate::trust::{self, CheckError, Identity, Parent, TrustError};
 use ipnet::IpNet;
 use serde::Deserialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
+
+mod database;
+pub use database::{Database, PgTarget};
 
 /// Used when no path is given (and, except for the PAM module, `APPPW_CONFIG` is not set).
 pub const DEFAULT_PATH: &str = "/etc/apppw/apppw.toml";

@@ -160,7 +160,7 @@ mod tests {
     fn create_retries_nothing_on_success_and_stores_the_hash() {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::parse(std::path::Path::new("/t.toml"), "").unwrap();
-        config.database = crate::store::Database::Sqlite(dir.path().join("a.db"));
+        config.database = crate::config::Database::Sqlite(dir.path().join("a.db"));
         config.argon2.memory_kib = 1024;
         config.argon2.iterations = 1;
         let mut store = Store::open_for_admin(&config.database).unwrap();

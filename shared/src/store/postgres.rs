@@ -12,10 +12,10 @@
 
 use super::{
     ALL_CLIENTS, Candidate, Credential, CredentialFilter, DayCounts, Exemption, Imported,
-    KNOWN_DEVICE_SECONDS, LockedOut, NewCredential, OffCampusAttempt, PgTarget, ReportOverflow,
-    ReportRow, SCHEMA_VERSION, Stats, StoreError, StoredCredential, day_of, split_services,
+    KNOWN_DEVICE_SECONDS, LockedOut, NewCredential, OffCampusAttempt, ReportOverflow, ReportRow,
+    SCHEMA_VERSION, Stats, StoreError, StoredCredential, day_of, split_services,
 };
-use crate::config::{Enforcement, Lockout};
+use crate::config::{Enforcement, Lockout, PgTarget};
 use crate::pgurl::{Plan, Tls, describe};
 use postgres::types::{ToSql, Type};
 use postgres::{Client, GenericClient, NoTls, Row};
