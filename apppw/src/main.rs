@@ -760,7 +760,7 @@ fn verify_stdin(
     let verdict = verify(
         config,
         &mut LazyStore::new(&config.database),
-        &mut Argon2Kdf::for_config(config),
+        &mut Argon2Kdf::with_gate(&config.gate),
         &req,
         Record::DryRun,
     );

@@ -114,7 +114,7 @@ pub fn authenticate(
     let verdict = verify::verify(
         config,
         &mut LazyStore::new(&config.database),
-        &mut Argon2Kdf::for_config(config),
+        &mut Argon2Kdf::with_gate(&config.gate),
         &req,
         Record::LastUse,
     );

@@ -19,12 +19,11 @@
 //! ([`self_test_failure`]).
 //!
 //! [`Kdf`] is the seam the verification uses; tests count calls through it to prove the
-//! one-Argon2 rule. An [`Argon2Kdf`] made with [`Argon2Kdf::for_config`] computes only while
+//! one-Argon2 rule. An [`Argon2Kdf`] made with [`Argon2Kdf::with_gate`] computes only while
 //! it holds a slot of the host's admission gate ([`crate::gate`]); a computation that found no
 //! slot in time fails with [`HashError::Busy`], which the verification turns into a temporary
 //! failure.
 
-use crate::config::Config;
 use crate::gate::{Gate, Refused, Slot};
 use crate::hugemem::HugeBlocks;
 use crate::sodium;
@@ -233,13 +232,13 @@ impl Argon2Kdf {
         Self::default()
     }
 
-    /// A KDF that computes through the admission gate `config` describes (`[argon2]
-    /// max_concurrent`, `queue_timeout_ms`, `gate_file`). A gate that cannot be opened is
-    /// reported by [`Kdf::take_warning`] and the KDF computes without it.
+    /// A KDF that computes through the admission gate `settings` describe (the config's
+    /// `[argon2] max_concurrent`, `queue_timeout_ms`, `gate_file`). A gate that cannot be
+    /// opened is reported by [`Kdf::take_warning`] and the KDF computes without it.
     #[must_use]
-    pub fn for_config(config: &Config) -> Self {
+    pub fn with_gate(settings: &crate::gate::Settings) -> Self {
         let mut kdf = Self::new();
-        kdf.use_gate(&config.gate);
+        kdf.use_gate(settings);
         kdf
     }
 
