@@ -1,6 +1,7 @@
 //! Tests of Argon2id hashing: PHC strings, both implementations against each other and the
 //! known answers, the self-test and the admission gate's effect on the KDF.
 
+use super::selftest::{VECTORS, Vector, run_vector, run_vectors};
 use super::*;
 
 /// Cheap parameters for unit tests; real ones are exercised by the integration tests.
