@@ -1,4 +1,4 @@
-//! `apppw doctor`: finds the mistakes that README's troubleshooting sections describe, each
+//! `apppw doctor`: finds the mistakes that docs/troubleshooting.md describes, each
 //! with its fix. Reads only; changes nothing.
 //!
 //! 1. The config loads (through `Config::load_trusted`, as checkpassword and the web page load it:
@@ -21,8 +21,8 @@ mod dovecot;
 mod pam;
 
 use crate::{Result, rollout::MAX_EXEMPTION_DAYS};
-use apppw::config::{Config, Mode};
-use apppw::store::{Database, Store, StoreError};
+use apppw::config::{Config, Database, Mode};
+use apppw::store::{Store, StoreError};
 use serde_json::json;
 use std::io::Write;
 use std::net::IpAddr;
@@ -231,7 +231,8 @@ fn database(d: &mut Doctor, config: &Config, dovecot: Option<&dovecot::Dovecot>)
             &place,
             "the database role may read but not write what a login records (last use, failure \
              counters, the report of off-campus attempts), or the server is a read-only standby",
-            "grant what README \"Database and roles\" lists, or point the URL at the primary",
+            "grant what docs/postgresql.md, \"Database and roles\", lists, or point the URL at the \
+             primary",
         ),
         Err(StoreError::Missing(_)) => d.find(
             "database-missing",

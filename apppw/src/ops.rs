@@ -1,8 +1,9 @@
 //! Day-to-day operations: `list --expired/--unused-since`, `prune`, `stats`.
 
+use crate::credentials::{credential_json, credential_table};
 use crate::flush_auth_cache_of;
 use crate::rollout::audit_change;
-use crate::{Failure, Result, credential_json, credential_table, open_for_admin, warn_about};
+use crate::{Failure, Result, open_for_admin, warn_about};
 use apppw::config::{Config, Mode};
 use apppw::store::{CredentialFilter, DayCounts, Stats, Store, StoreError};
 use apppw::timefmt::{parse_expiry, rfc3339};

@@ -94,7 +94,7 @@ pub fn create(
     let user = &config.canonical_user(user);
     // Through the host's admission gate, like a login's verification: a create during a login
     // burst waits its turn (or fails with `HashError::Busy`, "try again").
-    let mut kdf = Argon2Kdf::for_config(config);
+    let mut kdf = Argon2Kdf::with_gate(&config.gate);
     // A new tag collides with one of the user's other tags with probability n / 26^4; retry.
     for _ in 0..TAG_TRIES {
         let password = secret::generate().map_err(CreateError::Random)?;
@@ -160,7 +160,7 @@ mod tests {
     fn create_retries_nothing_on_success_and_stores_the_hash() {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::parse(std::path::Path::new("/t.toml"), "").unwrap();
-        config.database = crate::store::Database::Sqlite(dir.path().join("a.db"));
+        config.database = crate::config::Database::Sqlite(dir.path().join("a.db"));
         config.argon2.memory_kib = 1024;
         config.argon2.iterations = 1;
         let mut store = Store::open_for_admin(&config.database).unwrap();

@@ -4,14 +4,16 @@
 //! backend (`apppw-checkpassword`) and the admin CLI (`apppw`) are thin adapters around it.
 //!
 //! Where to look:
-//! - [`config`]: the TOML file and its lookup order;
+//! - [`config`]: the TOML file and its lookup order, and what it describes (the database, the
+//!   lockout and enforcement policies); it depends on no storage code;
 //! - [`network`]: campus / except networks and client-address parsing;
 //! - [`secret`]: the app-password format (generate, normalise, print);
 //! - [`hash`]: Argon2id (libsodium from the system, or the `argon2` crate), PHC strings, the
 //!   known-answer self-test;
 //! - [`sodium`], [`hugemem`]: the libsodium binding and the `argon2` crate's working memory;
 //! - [`gate`]: the host-wide Argon2 admission gate (System V semaphores);
-//! - [`store`]: the SQLite database and its migrations;
+//! - [`store`]: the SQLite or PostgreSQL database the config names, and its migrations;
+//! - `pgurl`: what a PostgreSQL URL asks for (TLS, `sslmode`), checked without connecting;
 //! - [`timefmt`]: RFC 3339 times and expiry arguments, on `jiff`;
 //! - [`issue`]: creating an app password (validation, generation, hashing, insertion);
 //! - [`verify`]: **why a login was accepted or refused** — the one decision;
@@ -29,6 +31,8 @@ pub mod hugemem;
 pub mod input;
 pub mod issue;
 pub mod network;
+#[cfg(feature = "postgres")]
+mod pgurl;
 pub mod secret;
 pub mod sodium;
 pub mod store;

@@ -407,7 +407,7 @@ impl Dovecot {
                     format!("doveconf -n: {}", p.describe()),
                     "this passdb does not go through apppw, so it accepts passwords from \
                      everywhere",
-                    "remove it, or limit it to campus with allow_nets (README: \"Without \
+                    "remove it, or limit it to campus with allow_nets (docs/dovecot.md: \"Without \
                      pam_service: a passdb chain\")",
                 );
             }
@@ -419,7 +419,7 @@ impl Dovecot {
                 "doveconf -n",
                 "no passdb reaches apppw: neither apppw-checkpassword nor a PAM service with \
                  pam_apppw.so",
-                "add the passdb of the README (Dovecot 2.3: checkpassword or pam; 2.4: passdb pam)",
+                "add the passdb of docs/dovecot.md (Dovecot 2.3: checkpassword or pam; 2.4: passdb pam)",
             );
         }
     }

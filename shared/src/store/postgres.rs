@@ -5,17 +5,18 @@
 //! `statement_timeout` so they never hold up a login (and their errors are only warnings);
 //! connecting is bounded by `connect_timeout` (default [`CONNECT_TIMEOUT`]), every query by
 //! `statement_timeout`. A database that cannot be reached is "unavailable", never "accepted".
-//! TLS, libpq's `sslmode` and apppw's "no plaintext to a host that is not loopback" rule are
-//! in `postgres/tls.rs`.
+//! What the URL asks for (libpq's `sslmode` and apppw's "no plaintext to a host that is not
+//! loopback" rule) is decided in `pgurl.rs`; the OpenSSL connector is `postgres/tls.rs`.
 //!
 //! The schema version lives in the one-row table `apppw_schema`.
 
 use super::{
     ALL_CLIENTS, Candidate, Credential, CredentialFilter, DayCounts, Exemption, Imported,
-    KNOWN_DEVICE_SECONDS, LockedOut, NewCredential, OffCampusAttempt, PgTarget, ReportOverflow,
-    ReportRow, SCHEMA_VERSION, Stats, StoreError, StoredCredential, day_of, split_services,
+    KNOWN_DEVICE_SECONDS, LockedOut, NewCredential, OffCampusAttempt, ReportOverflow, ReportRow,
+    SCHEMA_VERSION, Stats, StoreError, StoredCredential, day_of, split_services,
 };
-use crate::config::{Enforcement, Lockout};
+use crate::config::{Enforcement, Lockout, PgTarget};
+use crate::pgurl::{Plan, Tls, describe};
 use postgres::types::{ToSql, Type};
 use postgres::{Client, GenericClient, NoTls, Row};
 use std::cell::RefCell;
@@ -24,7 +25,12 @@ use std::sync::OnceLock;
 use std::time::Duration;
 use zeroize::Zeroizing;
 
+mod connect;
+mod rollout;
 mod tls;
+
+use connect::connect;
+pub(super) use connect::enable_tls;
 
 /// Used when the URL has no `connect_timeout`.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -114,26 +120,6 @@ pub(super) struct Postgres {
     name: String,
 }
 
-/// What went wrong, with the causes (PostgreSQL's own message, the OS error), never a secret.
-fn describe(e: &postgres::Error) -> String {
-    if let Some(db) = e.as_db_error() {
-        return format!(
-            "{}: {} (SQLSTATE {})",
-            db.severity(),
-            db.message(),
-            db.code().code()
-        );
-    }
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 fn query_error(e: postgres::Error) -> StoreError {
     StoreError::Postgres(describe(&e))
 }
@@ -142,125 +128,6 @@ impl From<postgres::Error> for StoreError {
     fn from(e: postgres::Error) -> Self {
         query_error(e)
     }
-}
-
-/// Reads the password file named by `database_password_file`: it decides which database is
-/// believed, so it must pass [`crate::trust`] like the config; refused as well when every user
-/// may read it.
-fn read_password_file(path: &Path) -> Result<Zeroizing<String>, StoreError> {
-    use crate::trust::{self, CheckError, Identity, Parent};
-    use std::io::Read;
-    use std::os::unix::fs::PermissionsExt;
-    let err = |problem: String| StoreError::PasswordFile {
-        path: path.to_path_buf(),
-        problem,
-    };
-    let file =
-        trust::open(path, &Identity::of_process(), Parent::Checked).map_err(|e| match e {
-            // A configuration error, like an untrusted config: see `StoreError::is_configuration`.
-            CheckError::Untrusted(t) => StoreError::Untrusted(t),
-            CheckError::Io { source, .. } => err(format!("cannot be read: {source}")),
-        })?;
-    let mode = file.meta.permissions().mode();
-    if mode & 0o006 != 0 {
-        return Err(err(format!(
-            "is readable or writable by every user (mode {:o}); run chmod o-rw on it \
-             (e.g. root:apppw mode 0640)",
-            mode & 0o777
-        )));
-    }
-    let mut text = Zeroizing::new(String::new());
-    file.file
-        .take(4096)
-        .read_to_string(&mut text)
-        .map_err(|e| err(format!("cannot be read: {e}")))?;
-    let password = Zeroizing::new(text.trim_end_matches(['\n', '\r']).to_owned());
-    if password.is_empty() {
-        return Err(err("is empty".into()));
-    }
-    Ok(password)
-}
-
-/// The checks that can be made without connecting: a PostgreSQL URL without a password,
-/// with TLS parameters apppw understands (see `tls.rs`).
-pub(super) fn check_url(url: &str) -> Result<(), String> {
-    let plan = tls::Plan::new(url)?;
-    if plan.config.get_password().is_some() {
-        return Err(
-            "contains a password; put it in a file named by `database_password_file` instead"
-                .into(),
-        );
-    }
-    Ok(())
-}
-
-/// Connects with TLS: the OpenSSL connector, once [`enable_tls`] has made it this process's.
-type TlsConnect =
-    fn(&postgres::Config, &tls::Tls) -> Result<Result<Client, postgres::Error>, String>;
-
-/// This process's way to connect with TLS; unset in a program that never enables it, which
-/// then does not link OpenSSL at all (see `super::enable_postgres_tls`).
-static TLS_CONNECT: OnceLock<TlsConnect> = OnceLock::new();
-
-/// Makes OpenSSL this process's TLS for PostgreSQL.
-pub(super) fn enable_tls() {
-    let _ = TLS_CONNECT.set(|config, settings| Ok(config.connect(tls::connector(settings)?)));
-}
-
-/// Does a connection to `url` need TLS (always, or if the server offers it)? `false` for a
-/// URL that does not parse: connecting reports that.
-pub(super) fn needs_tls(url: &str) -> bool {
-    tls::Plan::new(url).is_ok_and(|plan| plan.tls.is_some())
-}
-
-fn connect(target: &PgTarget, mode: Mode) -> Result<Client, StoreError> {
-    let unavailable = |message: String| StoreError::Unavailable {
-        database: target.url.clone(),
-        message,
-    };
-    let plan = tls::Plan::new(&target.url).map_err(|m| unavailable(format!("the URL {m}")))?;
-    let mut config = plan.config.clone();
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(CONNECT_TIMEOUT);
-    }
-    if config.get_tcp_user_timeout().is_none() {
-        config.tcp_user_timeout(TCP_USER_TIMEOUT);
-    }
-    if config.get_application_name().is_none() {
-        config.application_name("apppw");
-    }
-    // Server settings travel in the startup packet: no extra round trip per login.
-    let (statement, lock) = match mode {
-        Mode::Login | Mode::ReadOnly => LOGIN_TIMEOUTS,
-        Mode::Admin => ADMIN_TIMEOUTS,
-    };
-    let mut options = format!("-c statement_timeout={statement} -c lock_timeout={lock}");
-    if mode == Mode::ReadOnly {
-        options.push_str(" -c default_transaction_read_only=on");
-    }
-    if let Some(own) = config.get_options() {
-        // The site's own options come last, so that they win.
-        options = format!("{options} {own}");
-    }
-    config.options(&options);
-    if let Some(file) = &target.password_file {
-        let password = read_password_file(file)?;
-        config.password(password.as_bytes());
-    }
-    let connected = match &plan.tls {
-        None => config.connect(NoTls),
-        Some(settings) => match TLS_CONNECT.get() {
-            Some(connect_tls) => connect_tls(&config, settings).map_err(unavailable)?,
-            None => return Err(StoreError::NoTls(target.url.clone())),
-        },
-    };
-    connected.map_err(|e| {
-        let mut message = describe(&e);
-        if let Some(hint) = plan.hint(&message) {
-            message.push_str(&hint);
-        }
-        unavailable(message)
-    })
 }
 
 fn credential(r: &Row) -> Result<Credential, postgres::Error> {
@@ -734,302 +601,6 @@ impl Postgres {
     /// Is the connection known to be closed (server restart, idle timeout, broken socket)?
     pub(super) fn is_closed(&self) -> bool {
         self.client.try_borrow().map_or(true, |c| c.is_closed())
-    }
-}
-
-/// The `WHERE` condition of a [`CredentialFilter`] (`$1`: its time, `$2`: a user or NULL).
-fn filter_condition(filter: CredentialFilter) -> (&'static str, i64) {
-    match filter {
-        CredentialFilter::ExpiredAt(t) => (
-            r#"expires_at IS NOT NULL AND expires_at <= $1 AND ($2::text IS NULL OR "user" = $2)"#,
-            t,
-        ),
-        CredentialFilter::UnusedSince(t) => (
-            r#"coalesce(last_used_at, created_at) < $1 AND ($2::text IS NULL OR "user" = $2)"#,
-            t,
-        ),
-    }
-}
-
-const EXEMPTION_COLUMNS: &str = r#""user", expires_at, reason, granted_by, granted_at"#;
-
-fn exemption(r: &Row) -> Result<Exemption, postgres::Error> {
-    Ok(Exemption {
-        user: r.try_get(0)?,
-        expires_at: r.try_get(1)?,
-        reason: r.try_get(2)?,
-        granted_by: r.try_get(3)?,
-        granted_at: r.try_get(4)?,
-    })
-}
-
-impl Postgres {
-    pub(super) fn exempt_until(&mut self, user: &str, now: i64) -> Result<Option<i64>, StoreError> {
-        let row = self.client()?.query_typed_opt(
-            r#"SELECT expires_at FROM exemptions WHERE "user" = $1 AND expires_at > $2"#,
-            &[(&user, Type::TEXT), (&now, Type::INT8)],
-        )?;
-        Ok(row.map(|r| r.try_get(0)).transpose()?)
-    }
-
-    /// As in SQLite: one short transaction on primary keys; see `Sqlite::record_offcampus`.
-    pub(super) fn record_offcampus(
-        &mut self,
-        a: &OffCampusAttempt<'_>,
-        policy: &Enforcement,
-    ) -> Result<(), StoreError> {
-        let day = day_of(a.at);
-        let (refused, passed_on): (i64, i64) = if a.passed_on { (0, 1) } else { (1, 0) };
-        let oldest_kept = day - i64::from(policy.report_retention_days) + 1;
-        let cap = i64::from(policy.report_max_users_per_day);
-        self.quickly(|tx| {
-            let updated = tx.execute(
-                r#"UPDATE offcampus_attempts
-                   SET refused = refused + $3, passed_on = passed_on + $4,
-                       last_at = $5, last_ip = $6, last_service = $7
-                   WHERE day = $1 AND "user" = $2"#,
-                &[
-                    &day, &a.user, &refused, &passed_on, &a.at, &a.ip, &a.service,
-                ],
-            )?;
-            if updated > 0 {
-                return Ok(());
-            }
-            tx.execute(
-                "DELETE FROM offcampus_attempts WHERE day < $1",
-                &[&oldest_kept],
-            )?;
-            tx.execute("DELETE FROM offcampus_days WHERE day < $1", &[&oldest_kept])?;
-            tx.execute(
-                "INSERT INTO offcampus_days (day, users, overflow_refused, overflow_passed_on)
-                 VALUES ($1, 0, 0, 0) ON CONFLICT (day) DO NOTHING",
-                &[&day],
-            )?;
-            let room = tx.execute(
-                "UPDATE offcampus_days SET users = users + 1 WHERE day = $1 AND users < $2",
-                &[&day, &cap],
-            )?;
-            if room == 1 {
-                // Another login may have added the row meanwhile: then add to it.
-                tx.execute(
-                    r#"INSERT INTO offcampus_attempts AS o
-                         (day, "user", refused, passed_on, last_at, last_ip, last_service)
-                       VALUES ($1, $2, $3, $4, $5, $6, $7)
-                       ON CONFLICT (day, "user") DO UPDATE SET
-                         refused = o.refused + excluded.refused,
-                         passed_on = o.passed_on + excluded.passed_on,
-                         last_at = excluded.last_at, last_ip = excluded.last_ip,
-                         last_service = excluded.last_service"#,
-                    &[
-                        &day, &a.user, &refused, &passed_on, &a.at, &a.ip, &a.service,
-                    ],
-                )?;
-            } else {
-                tx.execute(
-                    "UPDATE offcampus_days SET overflow_refused = overflow_refused + $2,
-                       overflow_passed_on = overflow_passed_on + $3
-                     WHERE day = $1",
-                    &[&day, &refused, &passed_on],
-                )?;
-            }
-            Ok(())
-        })
-    }
-
-    pub(super) fn exempt(&mut self, e: &Exemption) -> Result<Option<Exemption>, StoreError> {
-        let mut client = self.client()?;
-        let mut tx = client.transaction()?;
-        let previous = tx
-            .query_opt(
-                &format!(
-                    r#"SELECT {EXEMPTION_COLUMNS} FROM exemptions WHERE "user" = $1 FOR UPDATE"#
-                ),
-                &[&e.user],
-            )?
-            .map(|r| exemption(&r))
-            .transpose()?;
-        tx.execute(
-            r#"INSERT INTO exemptions ("user", expires_at, reason, granted_by, granted_at)
-               VALUES ($1, $2, $3, $4, $5)
-               ON CONFLICT ("user") DO UPDATE SET expires_at = excluded.expires_at,
-                 reason = excluded.reason, granted_by = excluded.granted_by,
-                 granted_at = excluded.granted_at"#,
-            &[
-                &e.user,
-                &e.expires_at,
-                &e.reason,
-                &e.granted_by,
-                &e.granted_at,
-            ],
-        )?;
-        tx.commit()?;
-        Ok(previous)
-    }
-
-    pub(super) fn unexempt(&mut self, user: &str) -> Result<Option<Exemption>, StoreError> {
-        let row = self.client()?.query_opt(
-            &format!(r#"DELETE FROM exemptions WHERE "user" = $1 RETURNING {EXEMPTION_COLUMNS}"#),
-            &[&user],
-        )?;
-        Ok(row.map(|r| exemption(&r)).transpose()?)
-    }
-
-    pub(super) fn exemptions(&self) -> Result<Vec<Exemption>, StoreError> {
-        let rows = self.client()?.query(
-            &format!(r#"SELECT {EXEMPTION_COLUMNS} FROM exemptions ORDER BY "user""#),
-            &[],
-        )?;
-        Ok(rows.iter().map(exemption).collect::<Result<_, _>>()?)
-    }
-
-    pub(super) fn report(
-        &self,
-        since_day: i64,
-        now: i64,
-    ) -> Result<(Vec<ReportRow>, ReportOverflow), StoreError> {
-        let mut client = self.client()?;
-        let rows = client.query(
-            r#"SELECT a."user", a.refused, a.passed_on, a.days, o.last_at, o.last_ip,
-                      o.last_service,
-                      (SELECT count(*) FROM app_passwords c
-                       WHERE c."user" = a."user" AND (c.expires_at IS NULL OR c.expires_at > $2)),
-                      (SELECT e.expires_at FROM exemptions e WHERE e."user" = a."user")
-               FROM (SELECT "user", sum(refused)::bigint AS refused,
-                            sum(passed_on)::bigint AS passed_on,
-                            count(*) AS days, max(day) AS last_day
-                     FROM offcampus_attempts WHERE day >= $1 GROUP BY "user") a
-               JOIN offcampus_attempts o ON o.day = a.last_day AND o."user" = a."user"
-               ORDER BY a.refused + a.passed_on DESC, a."user""#,
-            &[&since_day, &now],
-        )?;
-        let rows = rows
-            .iter()
-            .map(|r| {
-                Ok(ReportRow {
-                    user: r.try_get(0)?,
-                    refused: r.try_get(1)?,
-                    passed_on: r.try_get(2)?,
-                    days: r.try_get(3)?,
-                    last_at: r.try_get(4)?,
-                    last_ip: r.try_get(5)?,
-                    last_service: r.try_get(6)?,
-                    app_passwords: r.try_get(7)?,
-                    exempt_until: r.try_get(8)?,
-                })
-            })
-            .collect::<Result<Vec<_>, postgres::Error>>()?;
-        let o = client.query_one(
-            "SELECT coalesce(sum(overflow_refused), 0)::bigint,
-                    coalesce(sum(overflow_passed_on), 0)::bigint
-             FROM offcampus_days WHERE day >= $1",
-            &[&since_day],
-        )?;
-        Ok((
-            rows,
-            ReportOverflow {
-                refused: o.try_get(0)?,
-                passed_on: o.try_get(1)?,
-            },
-        ))
-    }
-
-    pub(super) fn stats(&self, now: i64) -> Result<Stats, StoreError> {
-        let mut client = self.client()?;
-        let c = client.query_one(
-            r#"SELECT count(*) FILTER (WHERE expires_at IS NULL OR expires_at > $1),
-                      count(*) FILTER (WHERE expires_at IS NOT NULL AND expires_at <= $1),
-                      count(DISTINCT "user"),
-                      count(*) FILTER (WHERE last_used_at > $1 - 86400)
-               FROM app_passwords"#,
-            &[&now],
-        )?;
-        let e = client.query_one(
-            "SELECT count(*) FILTER (WHERE expires_at > $1),
-                    count(*) FILTER (WHERE expires_at <= $1)
-             FROM exemptions",
-            &[&now],
-        )?;
-        let mut day = |d: i64| -> Result<DayCounts, postgres::Error> {
-            let r = client.query_one(
-                "SELECT coalesce(sum(refused), 0)::bigint
-                          + (SELECT coalesce(sum(overflow_refused), 0)::bigint
-                             FROM offcampus_days WHERE day = $1),
-                        coalesce(sum(passed_on), 0)::bigint
-                          + (SELECT coalesce(sum(overflow_passed_on), 0)::bigint
-                             FROM offcampus_days WHERE day = $1),
-                        count(*)
-                 FROM offcampus_attempts WHERE day = $1",
-                &[&d],
-            )?;
-            Ok(DayCounts {
-                refused: r.try_get(0)?,
-                passed_on: r.try_get(1)?,
-                users: r.try_get(2)?,
-            })
-        };
-        let today = day_of(now);
-        let (today, yesterday) = (day(today)?, day(today - 1)?);
-        Ok(Stats {
-            active: c.try_get(0)?,
-            expired: c.try_get(1)?,
-            users: c.try_get(2)?,
-            used_last_day: c.try_get(3)?,
-            exemptions_active: e.try_get(0)?,
-            exemptions_expired: e.try_get(1)?,
-            today,
-            yesterday,
-        })
-    }
-
-    pub(super) fn matching(
-        &self,
-        filter: CredentialFilter,
-        user: Option<&str>,
-    ) -> Result<Vec<Credential>, StoreError> {
-        let (condition, at) = filter_condition(filter);
-        let rows = self.client()?.query(
-            &format!(
-                r#"SELECT {CREDENTIAL_COLUMNS} FROM app_passwords WHERE {condition}
-                   ORDER BY "user", created_at, id"#
-            ),
-            &[&at, &user],
-        )?;
-        credentials(&rows)
-    }
-
-    pub(super) fn prune(
-        &mut self,
-        filter: CredentialFilter,
-        user: Option<&str>,
-    ) -> Result<Vec<Credential>, StoreError> {
-        let (condition, at) = filter_condition(filter);
-        let rows = self.client()?.query(
-            &format!("DELETE FROM app_passwords WHERE {condition} RETURNING {CREDENTIAL_COLUMNS}"),
-            &[&at, &user],
-        )?;
-        let mut removed = credentials(&rows)?;
-        removed.sort_by(|a, b| (&a.user, a.created_at, a.id).cmp(&(&b.user, b.created_at, b.id)));
-        Ok(removed)
-    }
-
-    /// Whether this role may write what a login writes (the grants of the README).
-    pub(super) fn can_record(&mut self) -> Result<bool, StoreError> {
-        let row = self.client()?.query_one(
-            // A list of privileges asks for any one of them: name each.
-            "SELECT has_column_privilege('app_passwords', 'last_used_at', 'UPDATE')
-                AND has_table_privilege('failures', 'INSERT')
-                AND has_table_privilege('failures', 'UPDATE')
-                AND has_table_privilege('failures', 'DELETE')
-                AND has_table_privilege('offcampus_attempts', 'INSERT')
-                AND has_table_privilege('offcampus_attempts', 'UPDATE')
-                AND has_table_privilege('offcampus_attempts', 'DELETE')
-                AND has_table_privilege('offcampus_days', 'INSERT')
-                AND has_table_privilege('offcampus_days', 'UPDATE')
-                AND has_table_privilege('offcampus_days', 'DELETE')
-                AND NOT pg_is_in_recovery()",
-            &[],
-        )?;
-        Ok(row.try_get(0)?)
     }
 }
 
