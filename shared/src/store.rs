@@ -528,5 +528,13 @@ impl CredentialSource for Store {
     }
 }
 
+/// Two non-fatal problems as one log text, `a; b`.
+pub(crate) fn join_warnings(a: Option<String>, b: Option<String>) -> Option<String> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+        (a, b) => a.or(b),
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -38,7 +38,9 @@ use crate::hash::{HashError, Kdf};
 use crate::input::{BadInput, check_password, check_user};
 use crate::network::{Location, counter_key, device_key};
 use crate::secret::AppPassword;
-use crate::store::{CredentialSource, KNOWN_DEVICE_SECONDS, LockedOut, OffCampusAttempt};
+use crate::store::{
+    CredentialSource, KNOWN_DEVICE_SECONDS, LockedOut, OffCampusAttempt, join_warnings,
+};
 
 /// One login attempt.
 #[derive(Clone, Copy)]
@@ -222,24 +224,11 @@ pub fn verify(
             let (decision, warning) =
                 off_campus_normal_password(config, store, req, record, reason.clone());
             verdict.decision = decision;
-            verdict.warning = match (verdict.warning.take(), warning) {
-                (Some(a), Some(b)) => Some(format!("{a}; {b}")),
-                (a, b) => a.or(b),
-            };
+            verdict.warning = join_warnings(verdict.warning.take(), warning);
         }
     }
-    if let Some(kdf_warning) = kdf.take_warning() {
-        verdict.warning = Some(match verdict.warning.take() {
-            Some(w) => format!("{kdf_warning}; {w}"),
-            None => kdf_warning,
-        });
-    }
-    if let Some(open_warning) = store.take_warning() {
-        verdict.warning = Some(match verdict.warning.take() {
-            Some(w) => format!("{open_warning}; {w}"),
-            None => open_warning,
-        });
-    }
+    verdict.warning = join_warnings(kdf.take_warning(), verdict.warning.take());
+    verdict.warning = join_warnings(store.take_warning(), verdict.warning.take());
     verdict
 }
 

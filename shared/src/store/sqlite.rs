@@ -172,13 +172,6 @@ fn login_warning(path: &Path) -> Option<String> {
     }
 }
 
-fn join_warnings(a: Option<String>, b: Option<String>) -> Option<String> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
-        (a, b) => a.or(b),
-    }
-}
-
 impl Sqlite {
     /// Opens an existing database for logins. Never creates anything; refuses a database
     /// that fails [`crate::trust`].
@@ -268,7 +261,7 @@ impl Sqlite {
         store.migrate()?;
         // The first read in WAL mode creates -wal and -shm; kept from now on.
         store.user_version()?;
-        Ok((store, join_warnings(warning, login_warning(path))))
+        Ok((store, super::join_warnings(warning, login_warning(path))))
     }
 
     /// Opens an existing database read-only for the CLI's read commands (list, verify).
@@ -294,7 +287,7 @@ impl Sqlite {
             migrated: false,
         };
         store.check_schema()?;
-        Ok((store, join_warnings(warning, login_warning(path))))
+        Ok((store, super::join_warnings(warning, login_warning(path))))
     }
 
     fn user_version(&self) -> Result<i64, StoreError> {
